@@ -188,7 +188,9 @@ class DatasetWriter:
     ) -> None:
         if n_samples < 1:
             raise ValueError(f"n_samples must be >= 1, got {n_samples}")
-        if not any("input" in f.role for f in fields) or not any("target" in f.role for f in fields):
+        if not any("input" in f.role for f in fields) or not any(
+            "target" in f.role for f in fields
+        ):
             raise ValueError("a dataset needs at least one input field and one target field")
         self.path = Path(path)
         self.n_samples = int(n_samples)
@@ -273,9 +275,7 @@ class DatasetWriter:
         f.create_group("stats")
         if ragged:
             m = f.create_group("mesh")
-            m.create_dataset(
-                "offsets", shape=(self.n_samples + 1,), dtype=np.int64, fillvalue=0
-            )
+            m.create_dataset("offsets", shape=(self.n_samples + 1,), dtype=np.int64, fillvalue=0)
             m.create_dataset(
                 "pos",
                 shape=(0, int(mesh_dim or len(spatial_dims))),
@@ -311,7 +311,9 @@ class DatasetWriter:
                 raise ValueError(f"sample {i}: fields {missing} missing from an ok sample")
         unknown = sorted(set(fields) - set(self.fields))
         if unknown:
-            raise ValueError(f"sample {i}: unknown fields {unknown}; declared {sorted(self.fields)}")
+            raise ValueError(
+                f"sample {i}: unknown fields {unknown}; declared {sorted(self.fields)}"
+            )
         if self.ragged:
             self._write_ragged(i, fields, pos)
         else:
@@ -325,7 +327,9 @@ class DatasetWriter:
                 f["fields"][name][i] = value.astype(spec.dtype, copy=False)
         for name, value in (params or {}).items():
             if name not in self.params:
-                raise ValueError(f"sample {i}: unknown param {name!r}; declared {sorted(self.params)}")
+                raise ValueError(
+                    f"sample {i}: unknown param {name!r}; declared {sorted(self.params)}"
+                )
             f["params"][name][i] = value
         rec = solver or SolverRecord()
         f["solver/iterations"][i] = rec.iterations
@@ -337,8 +341,10 @@ class DatasetWriter:
 
     def _write_ragged(self, i: int, fields: dict, pos: np.ndarray | None) -> None:
         if i != self._next_ragged:
-            raise ValueError(f"ragged samples must be written in index order: got {i}, "
-                             f"expected {self._next_ragged}")
+            raise ValueError(
+                f"ragged samples must be written in index order: got {i}, "
+                f"expected {self._next_ragged}"
+            )
         m = self._f["mesh"]
         rows = 0 if pos is None else len(pos)
         if pos is not None:
@@ -511,8 +517,12 @@ def open_file(path: str | os.PathLike, mode: str = "r") -> h5py.File:
                 f"{path} is truncated ({found} of {expected} bytes); re-download or regenerate"
             ) from exc
         if "signature" in msg:
-            raise DataFileError(f"{path} {_describe_not_hdf5(path)}; re-download or regenerate") from exc
-        raise DataFileError(f"{path}: cannot open as HDF5 ({msg}); re-download or regenerate") from exc
+            raise DataFileError(
+                f"{path} {_describe_not_hdf5(path)}; re-download or regenerate"
+            ) from exc
+        raise DataFileError(
+            f"{path}: cannot open as HDF5 ({msg}); re-download or regenerate"
+        ) from exc
 
 
 def check_schema(f: h5py.File, path: str | os.PathLike = "") -> None:
@@ -558,4 +568,3 @@ def str_list(value) -> list[str]:
         except json.JSONDecodeError as exc:
             raise DataError(f"attribute is not a list of names: {value!r}") from exc
     return [v.decode() if isinstance(v, bytes) else str(v) for v in np.atleast_1d(value)]
-

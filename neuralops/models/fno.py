@@ -53,23 +53,31 @@ class FNO(nn.Module):
         d = len(config.modes)
         conv = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}[d]
         c_in = config.in_channels + (d if config.positional_embedding else 0)
-        self.lift = nn.Sequential(conv(c_in, config.lifting_channels, 1), nn.GELU(),
-                                  conv(config.lifting_channels, config.width, 1))
+        self.lift = nn.Sequential(
+            conv(c_in, config.lifting_channels, 1),
+            nn.GELU(),
+            conv(config.lifting_channels, config.width, 1),
+        )
         self.spectral = nn.ModuleList(
             SpectralConv(config.width, config.width, config.modes) for _ in range(config.n_layers)
         )
         self.pointwise = nn.ModuleList(
             conv(config.width, config.width, 1) for _ in range(config.n_layers)
         )
-        self.project = nn.Sequential(conv(config.width, config.projection_channels, 1), nn.GELU(),
-                                     conv(config.projection_channels, config.out_channels, 1))
+        self.project = nn.Sequential(
+            conv(config.width, config.projection_channels, 1),
+            nn.GELU(),
+            conv(config.projection_channels, config.out_channels, 1),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, in_channels, *spatial) -> (batch, out_channels, *spatial)."""
         d = len(self.config.modes)
         if x.ndim != d + 2 or x.shape[1] != self.config.in_channels:
-            raise ValueError(f"expected input (batch, {self.config.in_channels}, "
-                             f"{', '.join(['n'] * d)}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"expected input (batch, {self.config.in_channels}, "
+                f"{', '.join(['n'] * d)}), got {tuple(x.shape)}"
+            )
         if self.config.positional_embedding:
             x = torch.cat([x, _grid(x.shape[0], x.shape[2:], x)], dim=1)
         x = self.lift(x)

@@ -37,14 +37,17 @@ class SpectralConv(nn.Module):
         spatial = x.shape[-d:]
         for n, m in zip(spatial[:-1], self.modes[:-1], strict=True):
             if 2 * m > n:
-                raise ValueError(f"grid {tuple(spatial)} too small for modes {self.modes}: "
-                                 f"need at least {2 * m} points on every axis but the last")
+                raise ValueError(
+                    f"grid {tuple(spatial)} too small for modes {self.modes}: "
+                    f"need at least {2 * m} points on every axis but the last"
+                )
         if self.modes[-1] > spatial[-1] // 2 + 1:
             raise ValueError(f"grid {tuple(spatial)} too small for modes {self.modes}")
         dims = tuple(range(-d, 0))
         xf = torch.fft.rfftn(x.float(), dim=dims, norm="ortho")
-        out = torch.zeros(x.shape[0], self.out_channels, *xf.shape[-d:], dtype=xf.dtype,
-                          device=x.device)
+        out = torch.zeros(
+            x.shape[0], self.out_channels, *xf.shape[-d:], dtype=xf.dtype, device=x.device
+        )
         for b, region in enumerate(self._regions()):
             idx = (slice(None), slice(None), *region)
             out[idx] = torch.einsum("bi...,io...->bo...", xf[idx], self.weight[b])

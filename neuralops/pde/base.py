@@ -113,13 +113,16 @@ class AbstractPDEFamily(abc.ABC):
         bnorm = float(np.linalg.norm(problem.b)) or 1.0
         residual = float(np.linalg.norm(problem.b - problem.A @ x) / bnorm)
         record = SolverRecord(
-            iterations=int(sol.iterations), residual=residual, seconds=seconds,
+            iterations=int(sol.iterations),
+            residual=residual,
+            seconds=seconds,
             converged=bool(sol.converged),
         )
         if not np.all(np.isfinite(x)):
             return SampleResult({}, {}, record, failed=True, error="solution has NaN/Inf")
         if not sol.converged:
-            return SampleResult({}, {}, record, failed=True,
-                                error=f"solver did not converge: {sol.message}")
+            return SampleResult(
+                {}, {}, record, failed=True, error=f"solver did not converge: {sol.message}"
+            )
         fields, extra = self.fields_from_solution(params, x)
         return SampleResult(fields, extra, record)

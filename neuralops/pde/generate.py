@@ -37,8 +37,13 @@ __all__ = ["generate", "GenerateReport", "GenerationError", "sample_rng", "split
 
 log = logging.getLogger(__name__)
 
-_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")
+_THREAD_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+)
 
 
 class GenerationError(DataError):
@@ -69,15 +74,24 @@ class GenerateReport:
         return 0
 
     def summary(self) -> str:
-        state = ("already complete, nothing to do" if self.skipped else
-                 "complete" if self.complete else
-                 f"interrupted, {self.n_pending} pending: run again to resume" if self.interrupted
-                 else f"{self.n_pending} pending")
-        line = (f"{self.path}: {self.n_ok} ok, {self.n_failed} failed of {self.n_samples} "
-                f"({state}); computed {self.computed} in {self.seconds:.1f} s")
+        state = (
+            "already complete, nothing to do"
+            if self.skipped
+            else "complete"
+            if self.complete
+            else f"interrupted, {self.n_pending} pending: run again to resume"
+            if self.interrupted
+            else f"{self.n_pending} pending"
+        )
+        line = (
+            f"{self.path}: {self.n_ok} ok, {self.n_failed} failed of {self.n_samples} "
+            f"({state}); computed {self.computed} in {self.seconds:.1f} s"
+        )
         if self.exit_code == 3:
-            line += (f"\nfailed fraction {self.n_failed / self.n_samples:.3f} exceeds "
-                     f"run.max_failed_fraction = {self.max_failed_fraction}; see /error in the file")
+            line += (
+                f"\nfailed fraction {self.n_failed / self.n_samples:.3f} exceeds "
+                f"run.max_failed_fraction = {self.max_failed_fraction}; see /error in the file"
+            )
         return line
 
 
@@ -137,13 +151,16 @@ def _compute(i: int) -> tuple[int, dict[str, np.ndarray]]:
         arrays = {}
         rec = SolverRecord(seconds=time.perf_counter() - t0)
         status, error = FAILED, f"{type(exc).__name__}: {exc}"
-    arrays.update({
-        "__status": np.asarray(status, np.uint8), "__error": np.asarray(error),
-        "__iterations": np.asarray(rec.iterations, np.int64),
-        "__residual": np.asarray(rec.residual, np.float64),
-        "__seconds": np.asarray(rec.seconds, np.float64),
-        "__converged": np.asarray(rec.converged, bool),
-    })
+    arrays.update(
+        {
+            "__status": np.asarray(status, np.uint8),
+            "__error": np.asarray(error),
+            "__iterations": np.asarray(rec.iterations, np.int64),
+            "__residual": np.asarray(rec.residual, np.float64),
+            "__seconds": np.asarray(rec.seconds, np.float64),
+            "__converged": np.asarray(rec.converged, bool),
+        }
+    )
     return i, arrays
 
 
@@ -198,8 +215,11 @@ def _prepare_staging(staging: Path, recipe: Recipe, restart: bool) -> None:
         if old != recipe.text:
             try:
                 a, b = flatten(parse_recipe(old).as_dict()), flatten(recipe.as_dict())
-                diff = [f"  {k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
-                        for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+                diff = [
+                    f"  {k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
+                    for k in sorted(set(a) | set(b))
+                    if a.get(k) != b.get(k)
+                ]
             except RecipeError:
                 diff = ["  (the staged recipe no longer parses)"]
             raise GenerationError(
@@ -253,8 +273,14 @@ class _Progress:
         elif self.done / self.total >= self.next_log or self.done == self.total:
             rate = (self.done - self.start) / max(time.perf_counter() - self.t0, 1e-9)
             eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-            log.info("generate: %d/%d samples (%d failed), %.2f samples/s, ETA %.0f s",
-                     self.done, self.total, self.failed, rate, eta)
+            log.info(
+                "generate: %d/%d samples (%d failed), %.2f samples/s, ETA %.0f s",
+                self.done,
+                self.total,
+                self.failed,
+                rate,
+                eta,
+            )
             while self.next_log <= self.done / self.total:
                 self.next_log += 0.05
 
@@ -269,8 +295,9 @@ def _run_units(recipe: Recipe, todo: list[int], workers: int) -> Iterable[tuple[
     saved = {k: os.environ.get(k) for k in _THREAD_VARS}
     os.environ.update({k: "1" for k in _THREAD_VARS})
     try:
-        pool = ctx.Pool(min(workers, len(todo)), initializer=_worker_init,
-                        initargs=(recipe.text, recipe.source))
+        pool = ctx.Pool(
+            min(workers, len(todo)), initializer=_worker_init, initargs=(recipe.text, recipe.source)
+        )
     finally:
         for k, v in saved.items():
             if v is None:
@@ -290,9 +317,16 @@ def _assemble(recipe: Recipe, family, out: Path, staging: Path) -> tuple[str, di
     partial = out.with_name(out.name + ".partial")
     counts = {"ok": 0, "failed": 0, "pending": 0}
     writer = DatasetWriter(
-        partial, pde=d.pde, n_samples=d.n_samples, fields=family.field_specs(),
-        spatial_dims=family.spatial_dims, coords=family.coords(), params=family.param_specs(),
-        seed=d.seed, recipe_text=recipe.text, fletcher32=recipe.run.fletcher32,
+        partial,
+        pde=d.pde,
+        n_samples=d.n_samples,
+        fields=family.field_specs(),
+        spatial_dims=family.spatial_dims,
+        coords=family.coords(),
+        params=family.param_specs(),
+        seed=d.seed,
+        recipe_text=recipe.text,
+        fletcher32=recipe.run.fletcher32,
         compression=recipe.run.compression,
     )
     with writer:
@@ -307,11 +341,17 @@ def _assemble(recipe: Recipe, family, out: Path, staging: Path) -> tuple[str, di
             writer.write_sample(
                 i,
                 fields={k[2:]: v for k, v in arrays.items() if k.startswith("f:")}
-                if status == OK else None,
+                if status == OK
+                else None,
                 params={k[2:]: v for k, v in arrays.items() if k.startswith("p:")},
-                solver=SolverRecord(int(arrays["__iterations"]), float(arrays["__residual"]),
-                                    float(arrays["__seconds"]), bool(arrays["__converged"])),
-                status=status, error=str(arrays["__error"]),
+                solver=SolverRecord(
+                    int(arrays["__iterations"]),
+                    float(arrays["__residual"]),
+                    float(arrays["__seconds"]),
+                    bool(arrays["__converged"]),
+                ),
+                status=status,
+                error=str(arrays["__error"]),
             )
         writer.write_splits(split_indices(d.seed, d.n_samples, dict(d.splits)))
         digest = writer.finalize()
@@ -375,9 +415,17 @@ def generate(
         with open_file(out) as f:
             st = f["status"][...]
             digest = str(f.attrs.get("content_sha256"))
-        return GenerateReport(**base, n_ok=int((st == OK).sum()), n_failed=int((st == FAILED).sum()),
-                              n_pending=0, computed=0, seconds=time.perf_counter() - t0,
-                              complete=True, content_sha256=digest, skipped=True)
+        return GenerateReport(
+            **base,
+            n_ok=int((st == OK).sum()),
+            n_failed=int((st == FAILED).sum()),
+            n_pending=0,
+            computed=0,
+            seconds=time.perf_counter() - t0,
+            complete=True,
+            content_sha256=digest,
+            skipped=True,
+        )
     out.parent.mkdir(parents=True, exist_ok=True)
     _prepare_staging(staging, recipe, restart)
     done = _scan_staging(staging, d.n_samples, recipe.sha256)
@@ -386,8 +434,14 @@ def generate(
         todo = todo[: max(0, int(limit))]
     if stop_after is not None:
         todo = todo[: max(0, int(stop_after))]
-    log.info("generate %s: %d samples, %d staged, %d to compute with %d workers",
-             d.name, d.n_samples, len(done), len(todo), workers)
+    log.info(
+        "generate %s: %d samples, %d staged, %d to compute with %d workers",
+        d.name,
+        d.n_samples,
+        len(done),
+        len(todo),
+        workers,
+    )
 
     computed = 0
     bar = _Progress(d.n_samples, len(done), progress)
@@ -401,14 +455,29 @@ def generate(
         bar.close()
     remaining = d.n_samples - len(done) - computed
     if remaining and not assemble:
-        return GenerateReport(**base, n_ok=0, n_failed=0, n_pending=remaining, computed=computed,
-                              seconds=time.perf_counter() - t0, complete=False,
-                              content_sha256=None, interrupted=True)
+        return GenerateReport(
+            **base,
+            n_ok=0,
+            n_failed=0,
+            n_pending=remaining,
+            computed=computed,
+            seconds=time.perf_counter() - t0,
+            complete=False,
+            content_sha256=None,
+            interrupted=True,
+        )
     digest, counts = _assemble(recipe, family, out, staging)
     complete = counts["pending"] == 0
     if complete and not keep_staging:
         shutil.rmtree(staging, ignore_errors=True)
-    return GenerateReport(**base, n_ok=counts["ok"], n_failed=counts["failed"],
-                          n_pending=counts["pending"], computed=computed,
-                          seconds=time.perf_counter() - t0, complete=complete,
-                          content_sha256=digest, interrupted=not complete)
+    return GenerateReport(
+        **base,
+        n_ok=counts["ok"],
+        n_failed=counts["failed"],
+        n_pending=counts["pending"],
+        computed=computed,
+        seconds=time.perf_counter() - t0,
+        complete=complete,
+        content_sha256=digest,
+        interrupted=not complete,
+    )

@@ -21,14 +21,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="output .h5 (default: the recipe's run.out)")
     p.add_argument("--workers", type=int, help="parallel worker processes (default: run.workers)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--resume", action="store_true",
-                   help="continue from staged samples (the default when staging exists)")
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from staged samples (the default when staging exists)",
+    )
     g.add_argument("--restart", action="store_true", help="discard staged samples first")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing output made from a different recipe")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing output made from a different recipe",
+    )
     p.add_argument("--limit", type=int, help="compute at most N more samples, then stop")
-    p.add_argument("--assemble", action="store_true",
-                   help="write the file from finished samples now; the rest stay pending")
+    p.add_argument(
+        "--assemble",
+        action="store_true",
+        help="write the file from finished samples now; the rest stay pending",
+    )
     p.add_argument("--keep-staging", action="store_true", help="keep per-sample staging files")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a bar")
     a = p.parse_args(argv)
@@ -36,8 +45,14 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         report = generate(
-            a.recipe, out=a.out, workers=a.workers, restart=a.restart, overwrite=a.overwrite,
-            limit=a.limit, assemble=a.assemble, keep_staging=a.keep_staging,
+            a.recipe,
+            out=a.out,
+            workers=a.workers,
+            restart=a.restart,
+            overwrite=a.overwrite,
+            limit=a.limit,
+            assemble=a.assemble,
+            keep_staging=a.keep_staging,
             progress=False if a.no_progress else None,
         )
     except DataError as exc:

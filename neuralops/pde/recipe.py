@@ -75,8 +75,14 @@ def _tuple(kind) -> tuple:
 
 
 def _kind_name(kind) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true/false",
-             dict: "a table", list: "a list"}
+    names = {
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        bool: "true/false",
+        dict: "a table",
+        list: "a list",
+    }
     return " or ".join(names.get(k, k.__name__) for k in _tuple(kind))
 
 
@@ -166,8 +172,12 @@ def _dataset(t: Mapping[str, Any]) -> DatasetConfig:
     if stride < 1:
         raise RecipeError(f"'dataset.grid.store_stride' must be >= 1, got {stride}")
     return DatasetConfig(
-        name=_get(t, "name", str, w), pde=_get(t, "pde", str, w), n_samples=n, seed=seed,
-        splits=splits, grid=GridConfig(tuple(size), stride),
+        name=_get(t, "name", str, w),
+        pde=_get(t, "pde", str, w),
+        n_samples=n,
+        seed=seed,
+        splits=splits,
+        grid=GridConfig(tuple(size), stride),
     )
 
 
@@ -178,13 +188,17 @@ def _solver(t: Mapping[str, Any]) -> SolverConfig:
     check_keys(t, ["method", "preconditioner", "rtol", "maxiter", "recycle"], w)
     method = _get(t, "method", str, w, "direct")
     if method not in SOLVERS:
-        raise RecipeError(f"'solver.method' = {method!r} is unknown{_suggest(method, list(SOLVERS))}"
-                          f" (choose one of {', '.join(SOLVERS)})")
+        raise RecipeError(
+            f"'solver.method' = {method!r} is unknown{_suggest(method, list(SOLVERS))}"
+            f" (choose one of {', '.join(SOLVERS)})"
+        )
     pre = _get(t, "preconditioner", str, w, "none")
     if pre not in PRECONDITIONERS:
-        raise RecipeError(f"'solver.preconditioner' = {pre!r} is unknown"
-                          f"{_suggest(pre, list(PRECONDITIONERS))} (choose one of "
-                          f"{', '.join(PRECONDITIONERS)})")
+        raise RecipeError(
+            f"'solver.preconditioner' = {pre!r} is unknown"
+            f"{_suggest(pre, list(PRECONDITIONERS))} (choose one of "
+            f"{', '.join(PRECONDITIONERS)})"
+        )
     rtol = _get(t, "rtol", float, w, 1e-10)
     if not 0 < rtol < 1:
         raise RecipeError(f"'solver.rtol' must be in (0, 1), got {rtol}")
@@ -220,8 +234,10 @@ def _run(t: Mapping[str, Any], name: str) -> RunConfig:
     if comp not in ("none", "gzip"):
         raise RecipeError(f"'run.compression' must be 'none' or 'gzip', got {comp!r}")
     return RunConfig(
-        out=_get(t, "out", str, w, f"pde_data/{name}.h5"), workers=workers,
-        max_failed_fraction=frac, compression=None if comp == "none" else comp,
+        out=_get(t, "out", str, w, f"pde_data/{name}.h5"),
+        workers=workers,
+        max_failed_fraction=frac,
+        compression=None if comp == "none" else comp,
         fletcher32=_get(t, "fletcher32", bool, w, True),
     )
 
@@ -232,19 +248,23 @@ def parse_recipe(text: str, source: str = "<string>") -> Recipe:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RecipeError(f"{source}: not valid TOML: {exc}") from exc
-    check_keys(raw, ["dataset", "pde", "params", "solver", "run"], "")
-    if "dataset" not in raw:
-        raise RecipeError(f"{source}: the [dataset] table is missing")
     try:
+        check_keys(raw, ["dataset", "pde", "params", "solver", "run"], "")
+        if "dataset" not in raw:
+            raise RecipeError("the [dataset] table is missing")
         dataset = _dataset(raw["dataset"])
         params = raw.get("params", {})
         for key, table in params.items():
             if not isinstance(table, dict):
                 raise RecipeError(f"'params.{key}' must be a table like [params.{key}]")
         recipe = Recipe(
-            dataset=dataset, params=params, pde_options=raw.get("pde", {}),
-            solver=_solver(raw.get("solver", {})), run=_run(raw.get("run", {}), dataset.name),
-            text=text, source=source,
+            dataset=dataset,
+            params=params,
+            pde_options=raw.get("pde", {}),
+            solver=_solver(raw.get("solver", {})),
+            run=_run(raw.get("run", {}), dataset.name),
+            text=text,
+            source=source,
         )
     except RecipeError as exc:
         raise RecipeError(f"{source}: {exc}") from None

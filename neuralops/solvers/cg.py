@@ -63,8 +63,10 @@ class CG:
             Ap = A @ p
             pAp = float(p @ Ap)
             if not pAp > 0.0:
-                message = (f"breakdown at iteration {k}: p^T A p = {pAp:.3e} <= 0; A is not "
-                           "symmetric positive definite (use GMRES) or M is not SPD")
+                message = (
+                    f"breakdown at iteration {k}: p^T A p = {pAp:.3e} <= 0; A is not "
+                    "symmetric positive definite (use GMRES) or M is not SPD"
+                )
                 break
             alpha = rz / pAp
             x += alpha * p
@@ -83,7 +85,10 @@ class CG:
             p = z + (rz_new / rz) * p
             rz = rz_new
         if not converged and not message:
-            message = (f"no convergence in {maxiter} iterations (residual {hist[-1]:.3e} > "
-                       f"rtol {self.rtol:.1e}); raise maxiter or use a stronger preconditioner")
-        return Solution(x, converged, k, hist[-1], np.asarray(hist), time.perf_counter() - t0,
-                        message)
+            message = (
+                f"no convergence in {maxiter} iterations (residual {hist[-1]:.3e} > "
+                f"rtol {self.rtol:.1e}); raise maxiter or use a stronger preconditioner"
+            )
+        return Solution(
+            x, converged, k, hist[-1], np.asarray(hist), time.perf_counter() - t0, message
+        )

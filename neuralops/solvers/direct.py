@@ -42,11 +42,22 @@ class Direct:
                 x = np.linalg.solve(np.asarray(A), b)
         except (RuntimeError, np.linalg.LinAlgError) as exc:
             return Solution(
-                np.full_like(b, np.nan), False, 0, float("nan"), np.empty(0),
+                np.full_like(b, np.nan),
+                False,
+                0,
+                float("nan"),
+                np.empty(0),
                 time.perf_counter() - t0,
                 f"factorisation failed ({exc}): the matrix is singular; check boundary conditions",
             )
         res = float(np.linalg.norm(b - A @ x) / bnorm)
         ok = bool(np.isfinite(res))
-        return Solution(x, ok, 0, res, np.array([1.0, res]), time.perf_counter() - t0,
-                        "" if ok else "non-finite solution: the matrix is singular or ill-posed")
+        return Solution(
+            x,
+            ok,
+            0,
+            res,
+            np.array([1.0, res]),
+            time.perf_counter() - t0,
+            "" if ok else "non-finite solution: the matrix is singular or ill-posed",
+        )

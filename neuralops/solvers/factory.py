@@ -29,8 +29,9 @@ class Preconditioned:
         return self.solver.solve(A, b, M=M, x0=x0)
 
 
-def make_solver(method: str, *, preconditioner: str = "none", rtol: float = 1e-8,
-                maxiter: int | None = None):
+def make_solver(
+    method: str, *, preconditioner: str = "none", rtol: float = 1e-8, maxiter: int | None = None
+):
     """Solver object from recipe names: ``direct``, ``cg``, ``pcg`` (+ ``preconditioner``)."""
     if method not in SOLVERS:
         raise ValueError(f"unknown solver method {method!r}; choose one of {list(SOLVERS)}")

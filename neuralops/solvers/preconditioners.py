@@ -50,6 +50,8 @@ PRECONDITIONERS = {"none": None, "jacobi": Jacobi.from_matrix, "amg": _AMG}
 def make_preconditioner(name: str, A):
     """Build the named preconditioner for ``A`` (names: ``none``, ``jacobi``, ``amg``)."""
     if name not in PRECONDITIONERS:
-        raise ValueError(f"unknown preconditioner {name!r}; choose one of {sorted(PRECONDITIONERS)}")
+        raise ValueError(
+            f"unknown preconditioner {name!r}; choose one of {sorted(PRECONDITIONERS)}"
+        )
     factory = PRECONDITIONERS[name]
     return None if factory is None else factory(A)

@@ -26,7 +26,9 @@ DEMO_RECIPE = Path(__file__).resolve().parents[2] / "pde_data" / "darcy_demo.tom
 def relative_l2(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     """Per-sample ``||pred - true||_2 / ||true||_2`` over all non-batch axes; shape (batch,)."""
     dims = tuple(range(1, pred.ndim))
-    return torch.linalg.vector_norm(pred - true, dim=dims) / torch.linalg.vector_norm(true, dim=dims)
+    return torch.linalg.vector_norm(pred - true, dim=dims) / torch.linalg.vector_norm(
+        true, dim=dims
+    )
 
 
 def quickstart(
@@ -59,13 +61,23 @@ def quickstart(
     norm_in = train.normalizer(kind="gaussian", fields="input")
     norm_out = train.normalizer(kind="gaussian", fields="target")
     loader = torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True)
-    config = FNOConfig(in_channels=train.n_input_channels, out_channels=train.n_target_channels,
-                       modes=(10, 10), width=24, lifting_channels=64, projection_channels=64)
+    config = FNOConfig(
+        in_channels=train.n_input_channels,
+        out_channels=train.n_target_channels,
+        modes=(10, 10),
+        width=24,
+        lifting_channels=64,
+        projection_channels=64,
+    )
     model = FNO(config)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * len(loader))
-    log.info("training FNO (%s parameters) on %d samples for %d epochs",
-             f"{model.n_params():,}", len(train), epochs)
+    log.info(
+        "training FNO (%s parameters) on %d samples for %d epochs",
+        f"{model.n_params():,}",
+        len(train),
+        epochs,
+    )
     t_train = time.perf_counter()
     for epoch in range(epochs):
         model.train()
@@ -92,10 +104,16 @@ def quickstart(
                 first = (batch["input"][0, 0], batch["target"][0, 0], pred[0, 0])
     err = torch.cat(errors)
     metrics = {
-        "dataset": str(path), "n_train": len(train), "n_test": len(test),
-        "resolution": list(train.spatial_shape), "model": "FNO", "parameters": model.n_params(),
-        "epochs": epochs, "test_relative_l2": float(err.mean()),
-        "test_relative_l2_std": float(err.std()), "train_seconds": train_seconds,
+        "dataset": str(path),
+        "n_train": len(train),
+        "n_test": len(test),
+        "resolution": list(train.spatial_shape),
+        "model": "FNO",
+        "parameters": model.n_params(),
+        "epochs": epochs,
+        "test_relative_l2": float(err.mean()),
+        "test_relative_l2_std": float(err.std()),
+        "train_seconds": train_seconds,
         "total_seconds": time.perf_counter() - t0,
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -110,8 +128,12 @@ def _plot(path: Path, a: torch.Tensor, u: torch.Tensor, pred: torch.Tensor) -> P
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [("input a(x, y)", a, "viridis"), ("truth u", u, "magma"),
-              ("prediction", pred, "magma"), ("|error|", (pred - u).abs(), "inferno")]
+    panels = [
+        ("input a(x, y)", a, "viridis"),
+        ("truth u", u, "magma"),
+        ("prediction", pred, "magma"),
+        ("|error|", (pred - u).abs(), "inferno"),
+    ]
     fig, axes = plt.subplots(1, 4, figsize=(14, 3.4), constrained_layout=True)
     vmax = float(u.max())
     for ax, (title, img, cmap) in zip(axes, panels, strict=True):
@@ -136,10 +158,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, help="generation workers")
     a = p.parse_args(argv)
     m = quickstart(recipe=a.recipe, data=a.data, out=a.out, epochs=a.epochs, workers=a.workers)
-    print(f"test relative L2 error: {m['test_relative_l2']:.4f} "
-          f"(+- {m['test_relative_l2_std']:.4f}) on {m['n_test']} test samples at "
-          f"{'x'.join(map(str, m['resolution']))}; FNO with {m['parameters']:,} parameters, "
-          f"{m['epochs']} epochs in {m['train_seconds']:.0f} s")
+    print(
+        f"test relative L2 error: {m['test_relative_l2']:.4f} "
+        f"(+- {m['test_relative_l2_std']:.4f}) on {m['n_test']} test samples at "
+        f"{'x'.join(map(str, m['resolution']))}; FNO with {m['parameters']:,} parameters, "
+        f"{m['epochs']} epochs in {m['train_seconds']:.0f} s"
+    )
     if "figure" in m:
         print(f"figure: {m['figure']}")
     return 0
