@@ -28,14 +28,12 @@ from neuralops.data.schema import (
     SolverRecord,
     content_digest,
 )
+from neuralops.data.validate import Problem, ValidationReport, validate
 
 _LAZY = {
     "PDEDataset": "neuralops.data.dataset",
     "TimeWindow": "neuralops.data.timewindow",
     "open_dataset": "neuralops.data.foreign",
-    "validate": "neuralops.data.validate",
-    "ValidationReport": "neuralops.data.validate",
-    "Problem": "neuralops.data.validate",
     "Normalizer": "neuralops.data.normalizer",
     "GaussianNormalizer": "neuralops.data.normalizer",
     "RangeNormalizer": "neuralops.data.normalizer",
@@ -59,6 +57,9 @@ __all__ = [
     "IncompleteDatasetError",
     "NonFiniteError",
     "RecipeError",
+    "validate",
+    "ValidationReport",
+    "Problem",
     *_LAZY,
 ]
 

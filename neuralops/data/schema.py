@@ -511,7 +511,7 @@ def open_file(path: str | os.PathLike, mode: str = "r") -> h5py.File:
         if "truncated file" in msg:
             import re
 
-            m = re.search(r"eof = (\d+), stored_eof = (\d+)", msg)
+            m = re.search(r"eof = (\d+),.*?stored_eof = (\d+)", msg)
             found, expected = (int(m.group(1)), int(m.group(2))) if m else (size, -1)
             raise DataFileError(
                 f"{path} is truncated ({found} of {expected} bytes); re-download or regenerate"
