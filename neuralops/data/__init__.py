@@ -33,6 +33,11 @@ from neuralops.data.validate import Problem, ValidationReport, validate
 _LAZY = {
     "PDEDataset": "neuralops.data.dataset",
     "TimeWindow": "neuralops.data.timewindow",
+    "AllToAll": "neuralops.data.timewindow",
+    "GraphSpec": "neuralops.data.graph",
+    "AbstractSource": "neuralops.data.source",
+    "H5Source": "neuralops.data.source",
+    "FieldInfo": "neuralops.data.source",
     "open_dataset": "neuralops.data.foreign",
     "Normalizer": "neuralops.data.normalizer",
     "GaussianNormalizer": "neuralops.data.normalizer",

@@ -58,13 +58,12 @@ def quickstart(
     torch.manual_seed(seed)
     train = PDEDataset(path, "train")
     test = PDEDataset(path, "test")
-    norm_in = train.normalizer(kind="gaussian", fields="input")
-    norm_out = train.normalizer(kind="gaussian", fields="target")
+    norm = train.normalizer("gaussian")  # from the file's train-split statistics
     loader = torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True)
     config = FNOConfig(
-        in_channels=train.n_input_channels,
-        out_channels=train.n_target_channels,
-        modes=(10, 10),
+        in_channels=len(train.input_channels),
+        out_channels=len(train.target_channels),
+        modes=(min(10, min(train.input_shape[1:]) // 2),) * 2,
         width=24,
         lifting_channels=64,
         projection_channels=64,
@@ -83,13 +82,13 @@ def quickstart(
         model.train()
         total = 0.0
         for batch in loader:
-            pred = norm_out.decode(model(norm_in.encode(batch["input"])))
+            pred = norm.decode(model(norm.encode(batch["input"], key="input")), key="target")
             loss = relative_l2(pred, batch["target"]).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(batch["input"])
+            total += float(loss.detach()) * len(batch["input"])
         if epoch % 5 == 4 or epoch == epochs - 1:
             log.info("epoch %3d  train relative L2 %.4f", epoch + 1, total / len(train))
     train_seconds = time.perf_counter() - t_train
@@ -98,7 +97,7 @@ def quickstart(
     errors, first = [], None
     with torch.no_grad():
         for batch in torch.utils.data.DataLoader(test, batch_size=batch_size):
-            pred = norm_out.decode(model(norm_in.encode(batch["input"])))
+            pred = norm.decode(model(norm.encode(batch["input"], key="input")), key="target")
             errors.append(relative_l2(pred, batch["target"]))
             if first is None:
                 first = (batch["input"][0, 0], batch["target"][0, 0], pred[0, 0])
@@ -107,7 +106,7 @@ def quickstart(
         "dataset": str(path),
         "n_train": len(train),
         "n_test": len(test),
-        "resolution": list(train.spatial_shape),
+        "resolution": list(train.input_shape[1:]),
         "model": "FNO",
         "parameters": model.n_params(),
         "epochs": epochs,
