@@ -61,7 +61,7 @@ class RawH5(torch.utils.data.Dataset):
     """The peer: the minimal worker-safe h5py dataset a user would write by hand."""
 
     def __init__(self, path: Path) -> None:
-        self.path, self._f = path, None
+        self.path, self._f, self._a, self._u = path, None, None, None
         with h5py.File(path) as f:
             self.n = f["fields/a"].shape[0]
 
@@ -71,14 +71,14 @@ class RawH5(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         if self._f is None:
             self._f = h5py.File(self.path)
-        f = self._f
+            self._a, self._u = self._f["fields/a"], self._f["fields/u"]
         return {
-            "input": torch.from_numpy(f["fields/a"][i])[None],
-            "target": torch.from_numpy(f["fields/u"][i])[None],
+            "input": torch.from_numpy(self._a[i])[None],
+            "target": torch.from_numpy(self._u[i])[None],
         }
 
     def __getstate__(self):
-        return {**self.__dict__, "_f": None}
+        return {**self.__dict__, "_f": None, "_a": None, "_u": None}
 
 
 def rate(ds, workers: int, repeat: int) -> float:
@@ -96,7 +96,7 @@ def rate(ds, workers: int, repeat: int) -> float:
 
 
 def raw_loop(path: Path, repeat: int) -> float:
-    """Samples per second of a bare ``d[i]`` loop in this process."""
+    """Samples per second of a bare ``d[i]`` loop over both fields in this process."""
     with h5py.File(path) as f:
         a, u = f["fields/a"], f["fields/u"]
         n = a.shape[0]
@@ -180,17 +180,19 @@ def main() -> None:
     rows = []
     for s, n in ((64, 400 if a.quick else 2000), (256, 100 if a.quick else 400)):
         path = make_file(tmp / f"loader_{s}.h5", n, s)
-        ds = PDEDataset(path, "all", include=())
-        raw, ours = raw_loop(path, repeat), dataset_loop(ds, repeat)
-        rows.append(
-            {
-                "resolution": f"{s}x{s}",
-                "workers": "loop",
-                "raw_h5py_per_s": raw,
-                "PDEDataset_per_s": ours,
-                "ratio": ours / raw,
-            }
-        )
+        raw = raw_loop(path, repeat)
+        for include in ((), ("coords", "params")):
+            ours = dataset_loop(PDEDataset(path, "all", include=include), repeat)
+            rows.append(
+                {
+                    "resolution": f"{s}x{s}",
+                    "workers": "loop",
+                    "include": "+".join(include) or "-",
+                    "raw_h5py_per_s": raw,
+                    "PDEDataset_per_s": ours,
+                    "ratio": ours / raw,
+                }
+            )
         for workers in (0, 2):
             raw = rate(RawH5(path), workers, repeat)
             ours = rate(PDEDataset(path, "all", include=()), workers, repeat)
@@ -198,13 +200,19 @@ def main() -> None:
                 {
                     "resolution": f"{s}x{s}",
                     "workers": workers,
+                    "include": "-",
                     "raw_h5py_per_s": raw,
                     "PDEDataset_per_s": ours,
                     "ratio": ours / raw,
                 }
             )
         path.unlink()
-    print(table(rows, ["resolution", "workers", "raw_h5py_per_s", "PDEDataset_per_s", "ratio"]))
+    print(
+        table(
+            rows,
+            ["resolution", "workers", "include", "raw_h5py_per_s", "PDEDataset_per_s", "ratio"],
+        )
+    )
     mem = [] if a.quick else memory_rows(tmp, a.big_gb)
     if mem:
         print()
