@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["data_loader"]
+BENCHMARKS = ["data_loader", "solvers_iteration"]
 
 
 def main(argv: list[str]) -> int:

@@ -12,6 +12,10 @@ __all__ = ["main", "COMMANDS"]
 COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("neuralops.pde.generate_cli", "generate a dataset from a recipe (resumable)"),
     "info": ("neuralops.data.info_cli", "summarise or check (--check, --deep) a dataset file"),
+    "solve": (
+        "neuralops.solvers.solve_cli",
+        "solve a linear system (.mtx/.npz or --gallery) and summarise it",
+    ),
     "demo": ("neuralops.train.demo_cli", "run an end-to-end demo (quickstart)"),
 }
 

@@ -1,47 +1,121 @@
-"""Solvers by name, as a dataset recipe's ``[solver]`` table names them."""
+"""Solvers by name, as a dataset recipe's ``[solver]`` table (or the CLI) names them.
+
+>>> import numpy as np
+>>> from neuralops.solvers import gallery
+>>> A = gallery.poisson((16, 16))
+>>> solver = make_solver("pcg", preconditioner="ic0", rtol=1e-10)
+>>> solver
+Preconditioned(solver=CG(rtol=1e-10, atol=0.0, maxiter=None, check_spd=None, replace_every=50), preconditioner='ic0', options={})
+>>> sol = solver.solve(A, np.ones(256))
+>>> sol.converged, sol.info["preconditioner"]
+(True, 'ic0')
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
-import numpy as np
-
-from neuralops.solvers.cg import CG
 from neuralops.solvers.direct import Direct
-from neuralops.solvers.preconditioners import PRECONDITIONERS, make_preconditioner
+from neuralops.solvers.krylov import CG, GMRES
+from neuralops.solvers.precond import PRECONDITIONERS, make_preconditioner
 from neuralops.solvers.solution import Solution
 
-__all__ = ["Preconditioned", "make_solver", "SOLVERS"]
+__all__ = ["Preconditioned", "make_solver", "register_solver", "SOLVERS"]
 
-SOLVERS = ("direct", "cg", "pcg")
+
+def _direct(*, rtol: float = 1e-8, maxiter: int | None = None, **kw: Any) -> Direct:
+    return Direct(**kw)  # a direct solve has no tolerance or iteration cap
+
+
+def _cg(*, rtol: float = 1e-8, maxiter: int | None = None, **kw: Any) -> CG:
+    return CG(rtol=rtol, maxiter=maxiter, **kw)
+
+
+def _gmres(*, rtol: float = 1e-8, maxiter: int | None = None, **kw: Any) -> GMRES:
+    return GMRES(rtol=rtol, maxiter=maxiter, **kw)
+
+
+def _gcrodr(*, rtol: float = 1e-8, maxiter: int | None = None, **kw: Any) -> Any:
+    recycling = importlib.import_module("neuralops.solvers.recycling")
+    return recycling.GCRODR(rtol=rtol, maxiter=maxiter, **kw)
+
+
+#: method name -> builder ``(*, rtol, maxiter, **options) -> solver``; iterate for the names.
+#: "pcg" is CG that defaults to a Jacobi preconditioner; "gcrodr" imports the recycling module.
+SOLVERS: dict[str, Callable[..., Any]] = {
+    "direct": _direct,
+    "cg": _cg,
+    "pcg": _cg,
+    "gmres": _gmres,
+    "gcrodr": _gcrodr,
+}
+
+
+def register_solver(name: str, builder: Callable[..., Any]) -> None:
+    """Make ``make_solver(name, ...)`` (and recipes) use ``builder(*, rtol, maxiter, **kw)``."""
+    if not callable(builder):
+        raise TypeError(f"builder must be callable, got {type(builder).__name__}")
+    SOLVERS[name] = builder
 
 
 @dataclass(frozen=True)
 class Preconditioned:
-    """Wrap a Krylov solver with a preconditioner built per matrix: ``Preconditioned(CG(), "jacobi")``."""
+    """A Krylov solver with a preconditioner built per matrix: ``Preconditioned(CG(), "ic0")``.
 
-    solver: CG
-    preconditioner: str = "jacobi"
+    ``preconditioner``: a name from :data:`PRECONDITIONERS` or a factory ``(A) -> M``;
+    ``options`` go to the factory. ``solve`` builds M for A (set-up time in
+    ``info["setup_seconds"]``), unless an ``M`` is passed explicitly.
+    """
 
-    def solve(self, A, b: np.ndarray, *, x0=None) -> Solution:
-        """Build ``M`` for ``A`` (n, n), then solve ``A x = b`` with ``b`` (n,)."""
-        M = make_preconditioner(self.preconditioner, A)
-        return self.solver.solve(A, b, M=M, x0=x0)
+    solver: Any
+    preconditioner: str | Callable[[Any], Any] = "jacobi"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        p = self.preconditioner
+        if isinstance(p, str) and p not in PRECONDITIONERS:
+            raise ValueError(f"unknown preconditioner {p!r}; choose one of {list(PRECONDITIONERS)}")
+        if not (isinstance(p, str) or callable(p)):
+            raise TypeError(f"preconditioner must be a name or a factory, got {type(p).__name__}")
+
+    def build(self, A: Any) -> Any:
+        """The preconditioner for A (n, n)."""
+        p = self.preconditioner
+        if isinstance(p, str):
+            return make_preconditioner(p, A, **self.options)
+        return p(A, **self.options)
+
+    def solve(self, A: Any, b: Any, *, M: Any = None, x0: Any = None) -> Solution:
+        """Build M for A (n, n), then solve ``A x = b`` with b (n,) -> ``Solution`` x (n,)."""
+        return self.solver.solve(A, b, M=self.build(A) if M is None else M, x0=x0)
 
 
 def make_solver(
-    method: str, *, preconditioner: str = "none", rtol: float = 1e-8, maxiter: int | None = None
-):
-    """Solver object from recipe names: ``direct``, ``cg``, ``pcg`` (+ ``preconditioner``)."""
+    method: str,
+    *,
+    preconditioner: str = "none",
+    rtol: float = 1e-8,
+    maxiter: int | None = None,
+    **kw: Any,
+) -> Any:
+    """Solver object from recipe names.
+
+    ``method``: a key of :data:`SOLVERS` (``direct``, ``cg``, ``pcg``, ``gmres``, ...);
+    ``preconditioner``: a key of :data:`PRECONDITIONERS` (``pcg`` with ``none`` uses Jacobi;
+    ignored by ``direct``); other keywords go to the solver (``m=`` for GMRES, ``atol=``, ...).
+    """
     if method not in SOLVERS:
         raise ValueError(f"unknown solver method {method!r}; choose one of {list(SOLVERS)}")
     if preconditioner not in PRECONDITIONERS:
         raise ValueError(
-            f"unknown preconditioner {preconditioner!r}; choose one of {sorted(PRECONDITIONERS)}"
+            f"unknown preconditioner {preconditioner!r}; choose one of {list(PRECONDITIONERS)}"
         )
+    solver = SOLVERS[method](rtol=rtol, maxiter=maxiter, **kw)
     if method == "direct":
-        return Direct()
-    cg = CG(rtol=rtol, maxiter=maxiter)
+        return solver
     if method == "pcg" and preconditioner == "none":
         preconditioner = "jacobi"
-    return cg if preconditioner == "none" else Preconditioned(cg, preconditioner)
+    return solver if preconditioner == "none" else Preconditioned(solver, preconditioner)
