@@ -16,14 +16,12 @@ Pipeline (data.md section 4):
 
 from __future__ import annotations
 
-import hashlib
+import json
 import logging
-import multiprocessing as mp
 import os
 import shutil
 import sys
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,23 +29,20 @@ import numpy as np
 
 from neuralops.data.errors import DataError, RecipeError
 from neuralops.data.schema import FAILED, OK, DatasetWriter, SolverRecord, open_file
-from neuralops.pde.recipe import Recipe, flatten, load_recipe, parse_recipe
+from neuralops.pde._staging import (
+    GenerationError,
+    commit_unit,
+    load_unit,
+    prepare_staging,
+    scan_staging,
+    unit_path,
+)
+from neuralops.pde._workers import build, compute_unit, run_pool, sample_rng
+from neuralops.pde.recipe import Recipe, load_recipe
 
 __all__ = ["generate", "GenerateReport", "GenerationError", "sample_rng", "split_indices"]
 
 log = logging.getLogger(__name__)
-
-_THREAD_VARS = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-)
-
-
-class GenerationError(DataError):
-    """Generation cannot start or continue (existing output from another recipe, ...)."""
 
 
 @dataclass(frozen=True)
@@ -95,11 +90,6 @@ class GenerateReport:
         return line
 
 
-def sample_rng(seed: int, i: int) -> np.random.Generator:
-    """The generator of sample ``i``: independent of worker, order and resume state."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(i,))))
-
-
 def split_indices(seed: int, n: int, splits: dict[str, int]) -> dict[str, np.ndarray]:
     """Fixed, seeded assignment of sample indices to splits (sorted int64 arrays)."""
     perm = np.random.default_rng([seed, 0x5E11]).permutation(n)
@@ -109,143 +99,6 @@ def split_indices(seed: int, n: int, splits: dict[str, int]) -> dict[str, np.nda
         out[name] = np.sort(perm[start : start + k]).astype(np.int64)
         start += k
     return out
-
-
-# ---------------------------------------------------------------------------- workers
-_WORKER: dict[str, object] = {}
-
-
-def _build(recipe: Recipe):
-    from neuralops.pde import get_family
-    from neuralops.solvers import make_solver
-
-    family_cls = get_family(recipe.dataset.pde)
-    try:
-        family = family_cls.from_config(recipe.dataset.grid, recipe.params, recipe.pde_options)
-    except RecipeError as exc:
-        raise RecipeError(f"{recipe.source}: {exc}") from None
-    s = recipe.solver
-    solver = make_solver(s.method, preconditioner=s.preconditioner, rtol=s.rtol, maxiter=s.maxiter)
-    return family, solver
-
-
-def _worker_init(text: str, source: str) -> None:
-    recipe = parse_recipe(text, source)
-    family, solver = _build(recipe)
-    _WORKER.update(recipe=recipe, family=family, solver=solver)
-
-
-def _compute(i: int) -> tuple[int, dict[str, np.ndarray]]:
-    """Compute sample ``i`` in a worker; exceptions become a failed sample, never a crash."""
-    recipe: Recipe = _WORKER["recipe"]  # type: ignore[assignment]
-    family = _WORKER["family"]
-    t0 = time.perf_counter()
-    try:
-        params = family.sample_params(sample_rng(recipe.dataset.seed, i))
-        result = family.solve(params, _WORKER["solver"])
-        arrays = {f"f:{k}": np.asarray(v) for k, v in result.fields.items()}
-        arrays.update({f"p:{k}": np.asarray(v) for k, v in result.params.items()})
-        rec = result.record
-        status, error = (FAILED, result.error) if result.failed else (OK, "")
-    except Exception as exc:  # noqa: BLE001 - any failure of one sample is recorded, not raised
-        arrays = {}
-        rec = SolverRecord(seconds=time.perf_counter() - t0)
-        status, error = FAILED, f"{type(exc).__name__}: {exc}"
-    arrays.update(
-        {
-            "__status": np.asarray(status, np.uint8),
-            "__error": np.asarray(error),
-            "__iterations": np.asarray(rec.iterations, np.int64),
-            "__residual": np.asarray(rec.residual, np.float64),
-            "__seconds": np.asarray(rec.seconds, np.float64),
-            "__converged": np.asarray(rec.converged, bool),
-        }
-    )
-    return i, arrays
-
-
-# ---------------------------------------------------------------------------- staging
-def _digest(arrays: dict[str, np.ndarray]) -> str:
-    h = hashlib.sha256()
-    for key in sorted(arrays):
-        a = np.ascontiguousarray(arrays[key])
-        h.update(key.encode() + str(a.dtype).encode() + str(a.shape).encode() + a.tobytes())
-    return h.hexdigest()
-
-
-def _unit_path(staging: Path, i: int) -> Path:
-    return staging / f"unit-{i:08d}.npz"
-
-
-def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        write(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _commit_unit(staging: Path, i: int, arrays: dict[str, np.ndarray], recipe_sha: str) -> None:
-    payload = dict(arrays, __recipe_sha256=np.asarray(recipe_sha))
-    payload["__data_sha256"] = np.asarray(_digest(payload))
-    _write_atomic(_unit_path(staging, i), lambda fh: np.savez(fh, **payload))
-
-
-def _load_unit(path: Path, recipe_sha: str) -> dict[str, np.ndarray] | None:
-    """The unit's arrays, or None when it is unreadable, from another recipe or corrupt."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception:  # noqa: BLE001 - any unreadable unit is recomputed
-        return None
-    stored = str(arrays.pop("__data_sha256", ""))
-    if str(arrays.get("__recipe_sha256", "")) != recipe_sha or _digest(arrays) != stored:
-        return None
-    return arrays
-
-
-def _prepare_staging(staging: Path, recipe: Recipe, restart: bool) -> None:
-    if restart and staging.exists():
-        shutil.rmtree(staging)
-    staging.mkdir(parents=True, exist_ok=True)
-    saved = staging / "recipe.toml"
-    if saved.exists():
-        old = saved.read_text()
-        if old != recipe.text:
-            try:
-                a, b = flatten(parse_recipe(old).as_dict()), flatten(recipe.as_dict())
-                diff = [
-                    f"  {k}: {a.get(k, '<absent>')!r} -> {b.get(k, '<absent>')!r}"
-                    for k in sorted(set(a) | set(b))
-                    if a.get(k) != b.get(k)
-                ]
-            except RecipeError:
-                diff = ["  (the staged recipe no longer parses)"]
-            raise GenerationError(
-                f"{staging} holds units of a different recipe; changed keys:\n"
-                + ("\n".join(diff) or "  (formatting only)")
-                + "\nrerun with --restart to discard them, or restore the recipe to resume"
-            )
-        return
-    _write_atomic(saved, lambda fh: fh.write(recipe.text.encode()))
-
-
-def _scan_staging(staging: Path, n: int, recipe_sha: str) -> set[int]:
-    done: set[int] = set()
-    for p in staging.glob("unit-*.npz"):
-        try:
-            i = int(p.stem.split("-")[1])
-        except (IndexError, ValueError):
-            continue
-        if 0 <= i < n and _load_unit(p, recipe_sha) is not None:
-            done.add(i)
-        else:
-            log.warning("discarding unreadable or foreign staged unit %s", p.name)
-            p.unlink(missing_ok=True)
-    for p in staging.glob(".*.tmp-*"):
-        p.unlink(missing_ok=True)  # a write that was cut short
-    return done
 
 
 # ---------------------------------------------------------------------------- running
@@ -289,29 +142,6 @@ class _Progress:
             self.bar.close()
 
 
-def _run_units(recipe: Recipe, todo: list[int], workers: int) -> Iterable[tuple[int, dict]]:
-    """Compute ``todo`` in spawned workers with one thread each; yields as units finish."""
-    ctx = mp.get_context("spawn")
-    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
-    os.environ.update({k: "1" for k in _THREAD_VARS})
-    try:
-        pool = ctx.Pool(
-            min(workers, len(todo)), initializer=_worker_init, initargs=(recipe.text, recipe.source)
-        )
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    try:
-        yield from pool.imap_unordered(_compute, todo, chunksize=1)
-        pool.close()
-    finally:
-        pool.terminate()
-        pool.join()
-
-
 def _assemble(recipe: Recipe, family, out: Path, staging: Path) -> tuple[str, dict[str, int]]:
     d = recipe.dataset
     partial = out.with_name(out.name + ".partial")
@@ -326,13 +156,14 @@ def _assemble(recipe: Recipe, family, out: Path, staging: Path) -> tuple[str, di
         params=family.param_specs(),
         seed=d.seed,
         recipe_text=recipe.text,
+        extra_attrs={"solver_config": _solver_config(recipe)},
         fletcher32=recipe.run.fletcher32,
         compression=recipe.run.compression,
     )
     with writer:
         for i in range(d.n_samples):
-            path = _unit_path(staging, i)
-            arrays = _load_unit(path, recipe.sha256) if path.exists() else None
+            path = unit_path(staging, i)
+            arrays = load_unit(path, recipe.sha256) if path.exists() else None
             if arrays is None:
                 counts["pending"] += 1
                 continue
@@ -379,6 +210,30 @@ def _check_existing(out: Path, recipe: Recipe, overwrite: bool) -> bool:
     return complete
 
 
+def _plan(recipe: Recipe, staging: Path, workers: int, done: set[int]) -> list:
+    """Units of work still to do: ``(False, (i,))`` per sample, or ``(True, chain)``."""
+    n = recipe.dataset.n_samples
+    if not recipe.solver.recycle.enabled:
+        return [(False, (i,)) for i in range(n) if i not in done]
+    from neuralops.pde.recycled import plan_chains
+
+    # a chain is atomic: any missing sample means the whole chain is solved again from its start
+    return [(True, c) for c in plan_chains(recipe, staging, workers) if not set(c) <= done]
+
+
+def _solver_config(recipe: Recipe) -> str:
+    s = recipe.solver
+    config = {
+        "method": s.method,
+        "preconditioner": s.preconditioner,
+        "rtol": s.rtol,
+        "maxiter": s.maxiter,
+    }
+    if s.recycle.enabled:
+        config.update(method="gcrodr", recycle=vars(s.recycle))
+    return json.dumps(config, sort_keys=True)
+
+
 def generate(
     recipe: str | os.PathLike | Recipe,
     *,
@@ -402,7 +257,7 @@ def generate(
     t0 = time.perf_counter()
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
-    family, _ = _build(recipe)  # validates the family tables before any work
+    family, _ = build(recipe)  # validates the family tables and the solver before any work
     d = recipe.dataset
     out = Path(out or recipe.run.out)
     workers = int(workers or recipe.run.workers)
@@ -427,33 +282,47 @@ def generate(
             skipped=True,
         )
     out.parent.mkdir(parents=True, exist_ok=True)
-    _prepare_staging(staging, recipe, restart)
-    done = _scan_staging(staging, d.n_samples, recipe.sha256)
-    todo = [i for i in range(d.n_samples) if i not in done]
-    if limit is not None:
-        todo = todo[: max(0, int(limit))]
-    if stop_after is not None:
-        todo = todo[: max(0, int(stop_after))]
+    prepare_staging(staging, recipe, restart)
+    done = scan_staging(staging, d.n_samples, recipe.sha256)
+    units = _plan(recipe, staging, workers, done)
+    budget = min(
+        int(limit) if limit is not None else d.n_samples,
+        int(stop_after) if stop_after is not None else d.n_samples,
+    )
+    chosen, n_todo = [], 0
+    for unit in units:
+        if n_todo >= budget:
+            break
+        chosen.append(unit)
+        n_todo += len(unit[1])
     log.info(
-        "generate %s: %d samples, %d staged, %d to compute with %d workers",
+        "generate %s: %d samples, %d staged, %d to compute with %d workers%s",
         d.name,
         d.n_samples,
         len(done),
-        len(todo),
+        n_todo,
         workers,
+        f" (Krylov recycling, chains of {recipe.solver.recycle.chain_length})"
+        if recipe.solver.recycle.enabled
+        else "",
     )
 
     computed = 0
+    fresh: set[int] = set()
     bar = _Progress(d.n_samples, len(done), progress)
     try:
-        if todo:
-            for i, arrays in _run_units(recipe, todo, workers):
-                _commit_unit(staging, i, arrays, recipe.sha256)
-                computed += 1
-                bar.update(failed=int(arrays["__status"]) == FAILED)
+        if chosen:
+            for results in run_pool(recipe, compute_unit, chosen, workers):
+                for i, arrays in results:
+                    commit_unit(staging, i, arrays, recipe.sha256)
+                    computed += 1
+                    if i not in done:
+                        fresh.add(i)
+                        bar.update(failed=int(arrays["__status"]) == FAILED)
     finally:
         bar.close()
-    remaining = d.n_samples - len(done) - computed
+    done |= fresh
+    remaining = d.n_samples - len(done)
     if remaining and not assemble:
         return GenerateReport(
             **base,

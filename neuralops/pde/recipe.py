@@ -5,7 +5,7 @@ A recipe has four fixed tables and one free table per family parameter::
     [dataset]  name, pde, n_samples, seed, splits = {train, val, test}, grid = {size, store_stride}
     [pde]      family options (for example ``forcing`` for Darcy); optional
     [params.X] one sampler table per random parameter X of the family
-    [solver]   method, preconditioner, rtol, maxiter, recycle = {enabled, sort, chain_length, k}
+    [solver]   method, preconditioner, rtol, maxiter, recycle = {enabled, sort, chain_length, k, m}
     [run]      out, workers, max_failed_fraction, compression, fletcher32
 
 Unknown keys, wrong types and out-of-range values raise :class:`~neuralops.data.RecipeError`
@@ -102,6 +102,7 @@ class RecycleConfig:
     sort: str = "greedy"
     chain_length: int = 64
     k: int = 20
+    m: int = 40
 
 
 @dataclass(frozen=True)
@@ -206,17 +207,29 @@ def _solver(t: Mapping[str, Any]) -> SolverConfig:
     if maxiter is not None and maxiter < 1:
         raise RecipeError(f"'solver.maxiter' must be >= 1, got {maxiter}")
     r = _get(t, "recycle", dict, w, {})
-    check_keys(r, ["enabled", "sort", "chain_length", "k"], "solver.recycle")
+    check_keys(r, ["enabled", "sort", "chain_length", "k", "m"], "solver.recycle")
+    w = "solver.recycle"
     recycle = RecycleConfig(
-        enabled=_get(r, "enabled", bool, "solver.recycle", False),
-        sort=_get(r, "sort", str, "solver.recycle", "greedy"),
-        chain_length=_get(r, "chain_length", int, "solver.recycle", 64),
-        k=_get(r, "k", int, "solver.recycle", 20),
+        enabled=_get(r, "enabled", bool, w, False),
+        sort=_get(r, "sort", str, w, "greedy"),
+        chain_length=_get(r, "chain_length", int, w, 64),
+        k=_get(r, "k", int, w, 20),
+        m=_get(r, "m", int, w, 40),
     )
-    if recycle.enabled:
+    if recycle.sort not in ("greedy", "none"):
         raise RecipeError(
-            "'solver.recycle.enabled = true' needs the recycling solver (GCRO-DR), which this "
-            "version of neuralops does not ship yet; set it to false"
+            f"'{w}.sort' must be 'greedy' (SKR order) or 'none', got {recycle.sort!r}"
+        )
+    if recycle.chain_length < 1:
+        raise RecipeError(f"'{w}.chain_length' must be >= 1, got {recycle.chain_length}")
+    if not 1 <= recycle.k < recycle.m:
+        raise RecipeError(
+            f"'{w}.k' (recycled vectors) must satisfy 1 <= k < m = {recycle.m}, got {recycle.k}"
+        )
+    if recycle.enabled and method not in ("gcrodr", "gmres"):
+        raise RecipeError(
+            f"'{w}.enabled = true' solves with GCRO-DR; set 'solver.method' to 'gcrodr' "
+            f"(got {method!r})"
         )
     return SolverConfig(method, pre, rtol, maxiter, recycle)
 
