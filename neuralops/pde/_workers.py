@@ -60,6 +60,7 @@ def _solver(recipe: Recipe, *, recycled: bool):
             maxiter=s.maxiter,
             m=s.recycle.m,
             k=s.recycle.k,
+            reuse_preconditioner=s.recycle.reuse_preconditioner,
         )
     return make_solver(s.method, preconditioner=s.preconditioner, rtol=s.rtol, maxiter=s.maxiter)
 

@@ -5,7 +5,8 @@ A recipe has four fixed tables and one free table per family parameter::
     [dataset]  name, pde, n_samples, seed, splits = {train, val, test}, grid = {size, store_stride}
     [pde]      family options (for example ``forcing`` for Darcy); optional
     [params.X] one sampler table per random parameter X of the family
-    [solver]   method, preconditioner, rtol, maxiter, recycle = {enabled, sort, chain_length, k, m}
+    [solver]   method, preconditioner, rtol, maxiter, recycle = {enabled, sort, chain_length, k, m,
+               reuse_preconditioner}
     [run]      out, workers, max_failed_fraction, compression, fletcher32
 
 Unknown keys, wrong types and out-of-range values raise :class:`~neuralops.data.RecipeError`
@@ -103,6 +104,7 @@ class RecycleConfig:
     chain_length: int = 64
     k: int = 20
     m: int = 40
+    reuse_preconditioner: bool = False
 
 
 @dataclass(frozen=True)
@@ -207,7 +209,9 @@ def _solver(t: Mapping[str, Any]) -> SolverConfig:
     if maxiter is not None and maxiter < 1:
         raise RecipeError(f"'solver.maxiter' must be >= 1, got {maxiter}")
     r = _get(t, "recycle", dict, w, {})
-    check_keys(r, ["enabled", "sort", "chain_length", "k", "m"], "solver.recycle")
+    check_keys(
+        r, ["enabled", "sort", "chain_length", "k", "m", "reuse_preconditioner"], "solver.recycle"
+    )
     w = "solver.recycle"
     recycle = RecycleConfig(
         enabled=_get(r, "enabled", bool, w, False),
@@ -215,6 +219,7 @@ def _solver(t: Mapping[str, Any]) -> SolverConfig:
         chain_length=_get(r, "chain_length", int, w, 64),
         k=_get(r, "k", int, w, 20),
         m=_get(r, "m", int, w, 40),
+        reuse_preconditioner=_get(r, "reuse_preconditioner", bool, w, False),
     )
     if recycle.sort not in ("greedy", "none"):
         raise RecipeError(

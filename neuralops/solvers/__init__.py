@@ -20,7 +20,7 @@ from typing import Any
 
 from neuralops.solvers import gallery
 from neuralops.solvers.direct import Direct, LUFactorization
-from neuralops.solvers.factory import SOLVERS, Preconditioned, make_solver, register_solver
+from neuralops.solvers.factory import SOLVERS, Preconditioned, Reused, make_solver, register_solver
 from neuralops.solvers.krylov import CG, GMRES, cg, gmres, pcg
 from neuralops.solvers.operators import (
     AbstractOperator,
@@ -74,6 +74,7 @@ __all__ = [
     "MatrixOperator",
     "NetworkPreconditioner",
     "Preconditioned",
+    "Reused",
     "Solution",
     "TorchCSROperator",
     "as_operator",

@@ -23,7 +23,7 @@ from neuralops.solvers.krylov import CG, GMRES
 from neuralops.solvers.precond import PRECONDITIONERS, make_preconditioner
 from neuralops.solvers.solution import Solution
 
-__all__ = ["Preconditioned", "make_solver", "register_solver", "SOLVERS"]
+__all__ = ["Preconditioned", "Reused", "make_solver", "register_solver", "SOLVERS"]
 
 
 def _direct(*, rtol: float = 1e-8, maxiter: int | None = None, **kw: Any) -> Direct:
@@ -93,19 +93,59 @@ class Preconditioned:
         return self.solver.solve(A, b, M=self.build(A) if M is None else M, x0=x0)
 
 
+class Reused:
+    """A Krylov solver whose preconditioner is built on the first matrix it sees and reused.
+
+    Meant for a sorted sequence of similar systems (SKR chains): building AMG or ILU once per
+    chain instead of once per system, while the Krylov method (GCRO-DR) absorbs the mismatch.
+    ``refresh_every`` rebuilds the preconditioner after that many systems (None: never).
+    Holds state, so give each chain its own instance.
+    """
+
+    def __init__(
+        self,
+        solver: Any,
+        preconditioner: str | Callable[[Any], Any] = "jacobi",
+        *,
+        refresh_every: int | None = None,
+        options: Mapping[str, Any] | None = None,
+    ):
+        if refresh_every is not None and refresh_every < 1:
+            raise ValueError(f"refresh_every must be >= 1 or None, got {refresh_every}")
+        self._build = Preconditioned(solver, preconditioner, dict(options or {}))
+        self.solver, self.refresh_every = solver, refresh_every
+        self.M, self.count, self.builds = None, 0, 0
+
+    def solve(self, A: Any, b: Any, *, x0: Any = None) -> Solution:
+        """Solve ``A x = b`` (A (n, n), b (n,)) with the chain's preconditioner."""
+        if self.M is None or (self.refresh_every and self.count % self.refresh_every == 0):
+            self.M = self._build.build(A)
+            self.builds += 1
+        self.count += 1
+        return self.solver.solve(A, b, M=self.M, x0=x0)
+
+    def __repr__(self) -> str:
+        return (
+            f"Reused({self.solver!r}, {self._build.preconditioner!r}, "
+            f"refresh_every={self.refresh_every}, systems={self.count}, builds={self.builds})"
+        )
+
+
 def make_solver(
     method: str,
     *,
     preconditioner: str = "none",
     rtol: float = 1e-8,
     maxiter: int | None = None,
+    reuse_preconditioner: bool = False,
     **kw: Any,
 ) -> Any:
     """Solver object from recipe names.
 
     ``method``: a key of :data:`SOLVERS` (``direct``, ``cg``, ``pcg``, ``gmres``, ...);
     ``preconditioner``: a key of :data:`PRECONDITIONERS` (``pcg`` with ``none`` uses Jacobi;
-    ignored by ``direct``); other keywords go to the solver (``m=`` for GMRES, ``atol=``, ...).
+    ignored by ``direct``); ``reuse_preconditioner`` builds it once and reuses it (:class:`Reused`,
+    for sorted sequences); other keywords go to the solver (``m=`` for GMRES, ``atol=``, ...).
     """
     if method not in SOLVERS:
         raise ValueError(f"unknown solver method {method!r}; choose one of {list(SOLVERS)}")
@@ -118,4 +158,8 @@ def make_solver(
         return solver
     if method == "pcg" and preconditioner == "none":
         preconditioner = "jacobi"
-    return solver if preconditioner == "none" else Preconditioned(solver, preconditioner)
+    if preconditioner == "none":
+        return solver
+    if reuse_preconditioner:
+        return Reused(solver, preconditioner)
+    return Preconditioned(solver, preconditioner)
