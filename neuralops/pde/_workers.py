@@ -45,6 +45,14 @@ def build(recipe: Recipe):
         family = family_cls.from_config(recipe.dataset.grid, recipe.params, recipe.pde_options)
     except RecipeError as exc:
         raise RecipeError(f"{recipe.source}: {exc}") from None
+    if recipe.solver.preconditioner == "amg":
+        try:
+            import pyamg  # noqa: F401
+        except ImportError:
+            raise RecipeError(
+                f"{recipe.source}: 'solver.preconditioner = \"amg\"' needs pyamg: "
+                "pip install 'neuralops-pde[bench]' (or choose ilu, ic0, jacobi)"
+            ) from None
     return family, _solver(recipe, recycled=False)
 
 
