@@ -62,17 +62,23 @@ def commit_unit(staging: Path, i: int, arrays: dict[str, np.ndarray], recipe_sha
     write_atomic(unit_path(staging, i), lambda fh: np.savez(fh, **payload))
 
 
-def load_unit(path: Path, recipe_sha: str) -> dict[str, np.ndarray] | None:
-    """The unit's arrays, or None when it is unreadable, from another recipe or corrupt."""
+def _load_verified(path: Path, recipe_sha: str, prefix: str) -> dict[str, np.ndarray] | None:
+    """Arrays of an ``.npz`` written with ``<prefix>recipe_sha256`` and ``<prefix>data_sha256``,
+    or None when it is absent, torn, corrupt or from another recipe."""
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except Exception:  # noqa: BLE001 - any unreadable unit is recomputed
+    except Exception:  # noqa: BLE001 - anything unreadable is recomputed
         return None
-    stored = str(arrays.pop("__data_sha256", ""))
-    if str(arrays.get("__recipe_sha256", "")) != recipe_sha or array_digest(arrays) != stored:
+    stored = str(arrays.pop(f"{prefix}data_sha256", ""))
+    if str(arrays.get(f"{prefix}recipe_sha256", "")) != recipe_sha:
         return None
-    return arrays
+    return arrays if array_digest(arrays) == stored else None
+
+
+def load_unit(path: Path, recipe_sha: str) -> dict[str, np.ndarray] | None:
+    """The unit's arrays, or None when it is unreadable, from another recipe or corrupt."""
+    return _load_verified(path, recipe_sha, "__")
 
 
 def prepare_staging(staging: Path, recipe: Recipe, restart: bool) -> None:
@@ -130,16 +136,7 @@ def save_features(staging: Path, features: np.ndarray, recipe_sha: str) -> None:
 
 def load_features(staging: Path, recipe_sha: str, n: int) -> np.ndarray | None:
     """The cached features, or None when absent, torn or from another recipe."""
-    path = staging / "features.npz"
-    if not path.exists():
+    arrays = _load_verified(staging / "features.npz", recipe_sha, "")
+    if arrays is None or arrays["features"].shape[0] != n:
         return None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception:  # noqa: BLE001 - an unreadable cache is recomputed
-        return None
-    stored = str(arrays.pop("data_sha256", ""))
-    if str(arrays.get("recipe_sha256", "")) != recipe_sha or array_digest(arrays) != stored:
-        return None
-    feats = arrays["features"]
-    return feats if feats.shape[0] == n else None
+    return arrays["features"]
