@@ -95,17 +95,22 @@ def rate(ds, workers: int, repeat: int) -> float:
     return len(ds) / float(np.median(times[1:]))
 
 
-def raw_loop(path: Path, repeat: int) -> float:
-    """Samples per second of a bare ``d[i]`` loop over both fields in this process."""
+def raw_loop(path: Path, repeat: int, tensors: bool = True) -> float:
+    """Samples per second of a bare ``d[i]`` loop over both fields in this process; with
+    ``tensors`` each sample becomes the same dict of (1, *S) tensors PDEDataset returns."""
     with h5py.File(path) as f:
         a, u = f["fields/a"], f["fields/u"]
         n = a.shape[0]
         times = []
         for _ in range(repeat + 1):
             t0 = time.perf_counter()
-            for i in range(n):
-                a[i]
-                u[i]
+            if tensors:
+                for i in range(n):
+                    {"input": torch.from_numpy(a[i])[None], "target": torch.from_numpy(u[i])[None]}
+            else:
+                for i in range(n):
+                    a[i]
+                    u[i]
             times.append(time.perf_counter() - t0)
     return n / float(np.median(times[1:]))
 
@@ -180,7 +185,7 @@ def main() -> None:
     rows = []
     for s, n in ((64, 400 if a.quick else 2000), (256, 100 if a.quick else 400)):
         path = make_file(tmp / f"loader_{s}.h5", n, s)
-        raw = raw_loop(path, repeat)
+        raw, arrays_only = raw_loop(path, repeat), raw_loop(path, repeat, tensors=False)
         for include in ((), ("coords", "params")):
             ours = dataset_loop(PDEDataset(path, "all", include=include), repeat)
             rows.append(
@@ -189,6 +194,7 @@ def main() -> None:
                     "workers": "loop",
                     "include": "+".join(include) or "-",
                     "raw_h5py_per_s": raw,
+                    "h5py_arrays_only_per_s": arrays_only,
                     "PDEDataset_per_s": ours,
                     "ratio": ours / raw,
                 }
@@ -210,7 +216,15 @@ def main() -> None:
     print(
         table(
             rows,
-            ["resolution", "workers", "include", "raw_h5py_per_s", "PDEDataset_per_s", "ratio"],
+            [
+                "resolution",
+                "workers",
+                "include",
+                "raw_h5py_per_s",
+                "h5py_arrays_only_per_s",
+                "PDEDataset_per_s",
+                "ratio",
+            ],
         )
     )
     mem = [] if a.quick else memory_rows(tmp, a.big_gb)

@@ -193,6 +193,25 @@ class PDEDataset(torch.utils.data.Dataset):
         self.param_names, self._params = self._param_matrix()
         self._coords = None if src.is_mesh else self._grid_coords()
         self._graph = GraphBuilder(GraphSpec.coerce(graph)) if view == "graph" else None
+        # hot path: static scalar grid fields read whole, no stride, no finiteness check
+        self._plain_names = list(self._groups)
+        self._plain_pair = (
+            (self._plain_names.index(self.inputs[0]), self._plain_names.index(self.targets[0]))
+            if len(self.inputs) == 1 and len(self.targets) == 1
+            else None
+        )
+        self._plain = (
+            isinstance(src, H5Source)
+            and view == "grid"
+            and not src.is_mesh
+            and self.time is None
+            and not check_finite
+            and all(st == 1 for st in self._stride)
+            and all(
+                not src.fields[n].is_time_series and src.fields[n].n_channels == 1
+                for n in self._groups
+            )
+        )
 
     # ------------------------------------------------------------------ set-up
     def _select(self, split: str, indices) -> np.ndarray:
@@ -271,11 +290,15 @@ class PDEDataset(torch.utils.data.Dataset):
         i, k = self._locate(int(idx))
         frames = self._frames[k]
         src = self.source
-        with src.opened():
-            x, y = self._read_groups(i, frames)
-            pos = None
-            if src.is_mesh and (self.view == "graph" or "coords" in self.include):
-                pos = src.read_pos(i, self._stride)
+        plain = src.read_plain(self._plain_names, i) if self._plain else None
+        pos = None
+        if plain is not None:
+            x, y = self._plain_tensors(plain)
+        else:
+            with src.opened():
+                x, y = self._read_groups(i, frames)
+                if src.is_mesh and (self.view == "graph" or "coords" in self.include):
+                    pos = src.read_pos(i, self._stride)
         out: dict[str, Any] = {"input": x, "target": y}
         if "coords" in self.include:
             out["coords"] = self._tensor(pos.T) if pos is not None else self._coords.clone()
@@ -288,6 +311,30 @@ class PDEDataset(torch.utils.data.Dataset):
                 pos = self._coords.reshape(self.spatial_ndim, -1).T.numpy()
             out = to_data(out, pos, self._graph, self.spatial_ndim)
         return self.transform(out) if self.transform is not None else out
+
+    def _plain_tensors(self, arrays: list[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``input``/``target`` from whole stored samples ``(*S)`` or ``(*S, 1)`` of each field."""
+        if self._plain_pair is not None:  # one input and one target field: the common case
+            a, b = arrays[self._plain_pair[0]], arrays[self._plain_pair[1]]
+            if a.ndim == self.spatial_ndim and b.ndim == self.spatial_ndim:
+                x, y = torch.from_numpy(a[None]), torch.from_numpy(b[None])
+                if x.dtype != self.dtype:
+                    x, y = x.to(self.dtype), y.to(self.dtype)
+                return x, y
+        by_name = {}
+        for name, a in zip(self._plain_names, arrays, strict=True):
+            by_name[name] = a[None] if a.ndim == self.spatial_ndim else np.moveaxis(a, -1, 0)
+
+        def group(names: list[str]) -> torch.Tensor:
+            a = (
+                by_name[names[0]]
+                if len(names) == 1
+                else np.concatenate([by_name[n] for n in names])
+            )
+            t = torch.from_numpy(np.ascontiguousarray(a))
+            return t if t.dtype == self.dtype else t.to(self.dtype)
+
+        return group(self.inputs), group(self.targets)
 
     def _read_groups(self, i: int, frames: Frames | None) -> tuple[torch.Tensor, torch.Tensor]:
         """``input`` and ``target`` of sample ``i``; a field in both groups is read once."""

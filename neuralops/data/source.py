@@ -22,7 +22,7 @@ import abc
 import contextlib
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -312,6 +312,19 @@ class H5Source(AbstractSource):
             self._handle = _Handle(self.path)
             self._pid = pid
         return self._handle
+
+    def read_plain(self, names: Sequence[str], i: int) -> list[np.ndarray] | None:
+        """Whole samples ``i`` of static scalar grid fields ``names`` as stored ``(*S)``, read with
+        the least overhead (the hot path of :class:`PDEDataset`); None when this source cannot
+        (``per_item`` mode or a failed read: the caller then takes :meth:`read`, which names the
+        dataset and sample of a corrupt chunk)."""
+        if self.open_mode != "persistent":
+            return None
+        h = self._persistent()
+        try:
+            return [h.dataset("fields/" + n)[i] for n in names]
+        except OSError:
+            return None
 
     def opened(self) -> contextlib.AbstractContextManager:
         """A block whose reads share one handle (``per_item``: opened here and closed at the end)."""
