@@ -1,6 +1,33 @@
-"""Neural operators. ``neuralops.models`` imports nothing else from neuralops."""
+"""Neural operators. ``neuralops.models`` imports nothing else from neuralops (but its version string).
 
+Every model is an ``nn.Module`` built from a frozen config dataclass with a ``model_type``, registered in
+:data:`MODELS`, and saved as safetensors + JSON with ``save_pretrained``/``from_pretrained``.
+"""
+
+from neuralops.models.base import (
+    MODELS,
+    ModelConfig,
+    PretrainedMixin,
+    build_model,
+    load_pretrained,
+    register_model,
+)
 from neuralops.models.fno import FNO, FNOConfig
+from neuralops.models.mgno import MGNO_PRESETS, MgConv, MgNO, MgNOConfig
 from neuralops.models.spectral_conv import SpectralConv
 
-__all__ = ["FNO", "FNOConfig", "SpectralConv"]
+__all__ = [
+    "FNO",
+    "MGNO_PRESETS",
+    "MODELS",
+    "FNOConfig",
+    "MgConv",
+    "MgNO",
+    "MgNOConfig",
+    "ModelConfig",
+    "PretrainedMixin",
+    "SpectralConv",
+    "build_model",
+    "load_pretrained",
+    "register_model",
+]

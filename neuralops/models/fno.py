@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from neuralops.models.base import ModelConfig, PretrainedMixin, register_model
 from neuralops.models.spectral_conv import SpectralConv
 
 __all__ = ["FNO", "FNOConfig"]
 
 
 @dataclass(frozen=True)
-class FNOConfig:
+class FNOConfig(ModelConfig):
     """Hyperparameters of :class:`FNO` (defaults: the FNO paper's 2D Darcy model)."""
+
+    model_type: ClassVar[str] = "fno"
 
     in_channels: int = 1
     out_channels: int = 1
@@ -27,11 +31,12 @@ class FNOConfig:
     positional_embedding: bool = True
     padding: int = 0
 
-    def to_dict(self) -> dict:
-        return {**asdict(self), "modes": list(self.modes)}
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "modes", tuple(int(m) for m in self.modes))
 
 
-class FNO(nn.Module):
+@register_model
+class FNO(PretrainedMixin, nn.Module):
     """Lift -> ``n_layers`` x (spectral conv + 1x1 conv, GELU) -> project.
 
     Shapes: input (batch, in_channels, *spatial) -> output (batch, out_channels, *spatial),
@@ -43,6 +48,8 @@ class FNO(nn.Module):
     >>> model(torch.zeros(2, 1, 16, 16)).shape
     torch.Size([2, 1, 16, 16])
     """
+
+    config_class = FNOConfig
 
     def __init__(self, config: FNOConfig | None = None, **overrides) -> None:
         super().__init__()
@@ -70,8 +77,8 @@ class FNO(nn.Module):
             conv(config.projection_channels, config.out_channels, 1),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, in_channels, *spatial) -> (batch, out_channels, *spatial)."""
+    def forward(self, x: torch.Tensor, t: torch.Tensor | None = None) -> torch.Tensor:
+        """(batch, in_channels, *spatial) -> (batch, out_channels, *spatial); ``t`` is ignored."""
         d = len(self.config.modes)
         if x.ndim != d + 2 or x.shape[1] != self.config.in_channels:
             raise ValueError(
@@ -91,9 +98,6 @@ class FNO(nn.Module):
         if p:
             x = x[(..., *[slice(0, -p)] * d)]
         return self.project(x)
-
-    def n_params(self) -> int:
-        return sum(p.numel() * (2 if p.is_complex() else 1) for p in self.parameters())
 
     def extra_repr(self) -> str:
         return f"params={self.n_params():,}"
