@@ -1,3 +1,38 @@
-"""Training: the end-to-end quickstart today; the Trainer (AMP, DDP, exact resume) next."""
+"""Training: :class:`Trainer` (AMP, clipping, schedulers, NaN guard, exact resume), its
+:class:`TrainConfig`, relative-error metrics, the resumable sampler and safetensors checkpoints.
 
-__all__: list[str] = []
+The quickstart's bare loop lives in :mod:`neuralops.train.demo_cli`.
+"""
+
+from neuralops.train._build import NonFiniteLossError
+from neuralops.train.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    read_trainer_state,
+    save_checkpoint,
+)
+from neuralops.train.config import TrainConfig
+from neuralops.train.logger import MetricsLogger
+from neuralops.train.metrics import MeanMetric, rel_h1, rel_l1_median, rel_l2
+from neuralops.train.sampler import ResumableSampler
+from neuralops.train.trainer import Trainer
+
+__all__ = [
+    "CheckpointError",
+    "MeanMetric",
+    "MetricsLogger",
+    "NonFiniteLossError",
+    "ResumableSampler",
+    "TrainConfig",
+    "Trainer",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "read_trainer_state",
+    "rel_h1",
+    "rel_l1_median",
+    "rel_l2",
+    "save_checkpoint",
+]

@@ -1,0 +1,501 @@
+"""``Trainer``: epochs and steps with AMP, clipping, schedulers, a NaN guard, logging and exact resume.
+
+>>> import tempfile
+>>> from neuralops.train import Trainer, TrainConfig
+>>> data = [{"input": torch.randn(1, 8), "target": torch.randn(1, 8)} for _ in range(4)]
+>>> cfg = TrainConfig(max_steps=2, batch_size=2, out_dir=tempfile.mkdtemp(), log_every=1)
+>>> result = Trainer(torch.nn.Conv1d(1, 1, 3, padding=1), cfg, train_data=data, metrics=()).fit()
+>>> result["step"]
+2
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from neuralops.train._build import (
+    NonFiniteLossError,
+    build_optimizer,
+    build_scheduler,
+    make_loader,
+    resolve_device,
+    seed_everything,
+)
+from neuralops.train.checkpoint import (
+    check_json_state,
+    latest_checkpoint,
+    list_checkpoints,
+    load_checkpoint,
+    save_checkpoint,
+)
+from neuralops.train.config import TrainConfig
+from neuralops.train.logger import MetricsLogger
+from neuralops.train.metrics import METRICS, MeanMetric, get_metric
+from neuralops.train.sampler import ResumableSampler
+
+__all__ = ["NonFiniteLossError", "Trainer"]
+
+log = logging.getLogger(__name__)
+
+Loss = str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+_AMP = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Trainer:
+    """Trains ``model`` on ``train_data`` as ``config`` says; see :class:`TrainConfig`.
+
+    ``train_data``/``val_data``: map-style datasets of dict samples with ``input`` ``(C_in, *S)`` and
+    ``target`` ``(C_out, *S)`` (e.g. :class:`neuralops.data.PDEDataset`), optionally ``time``. The model is
+    called as ``model(input)`` (or ``model(input, time)`` when batches carry ``time``) on
+    ``(batch, C_in, *S)`` and returns ``(batch, C_out, *S)``.
+
+    ``loss`` is a metric name (``rel_l2``, ``rel_h1``) or a callable ``(pred, target) -> scalar``, always a
+    batch **mean**. With a ``normalizer`` (``encode(x, key)``/``decode(y, key)``), inputs are encoded, the
+    loss compares the output with the **normalized** target, and ``metrics`` compare the decoded output with
+    the target in **physical units**. ``optimizer``/``scheduler`` replace the ones ``config`` would build
+    (the scheduler's state must be JSON-serialisable). ``callbacks`` are objects with any of
+    ``on_fit_start(trainer)``, ``on_step_end(trainer, logs)``, ``on_epoch_end(trainer, logs)``,
+    ``on_log(record)``, ``on_fit_end(trainer, result)``; ``trainer.request_stop()`` from a callback (or
+    SIGINT/SIGTERM) finishes the step, writes a checkpoint and stops (a signal then exits with code 130).
+    """
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        config: TrainConfig,
+        *,
+        train_data: Any,
+        val_data: Any = None,
+        loss: Loss = "rel_l2",
+        metrics: Sequence[str] = ("rel_l2", "rel_h1"),
+        normalizer: Any = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        scheduler: Any = None,
+        callbacks: Sequence[Any] = (),
+    ) -> None:
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        self.config = config
+        self.device = resolve_device(config.device)
+        if config.precision == "fp16" and self.device.type == "cpu":
+            raise ValueError(
+                "precision='fp16' is not supported on CPU (MKL FFT has no half-precision path); "
+                "use precision='bf16' or 'fp32'"
+            )
+        if len(train_data) == 0:
+            raise ValueError("train_data is empty")
+        self.model = model.to(self.device)
+        self.train_data, self.val_data = train_data, val_data
+        self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "loss")
+        self.loss_fn = get_metric(loss)
+        self.metric_fns = {name: get_metric(name) for name in metrics}
+        self.normalizer = normalizer
+        self.callbacks = list(callbacks)
+        self.out_dir = Path(config.out_dir)
+        self.sampler = ResumableSampler(
+            len(train_data), seed=config.seed, batch_size=config.batch_size
+        )
+        self.steps_per_epoch = self.sampler.batches_per_epoch
+        steps = [config.max_steps] if config.max_steps else []
+        if config.max_epochs:
+            steps.append(config.max_epochs * self.steps_per_epoch)
+        self.total_steps = min(steps)
+        self.optimizer = optimizer or build_optimizer(self.model, config)
+        units = config.max_epochs if config.scheduler_unit == "epoch" else self.total_steps
+        self.scheduler = (
+            scheduler
+            if scheduler is not None
+            else build_scheduler(self.optimizer, config, total_steps=units or 1)
+        )
+        self._plateau = isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+        if self._plateau and val_data is None:
+            raise ValueError("scheduler 'plateau' steps on the validation loss; pass val_data")
+        if self.scheduler is not None:
+            try:
+                check_json_state(self.scheduler.state_dict(), type(self.scheduler).__name__)
+            except ValueError as exc:
+                raise ValueError(f"unsupported scheduler: {exc}") from None
+        self.scaler = torch.amp.GradScaler(self.device.type) if config.precision == "fp16" else None
+        self.global_step = self.epoch = self.batch_index = 0
+        self.best_metric: float | None = None
+        self.bad_steps = self.total_bad_steps = self.scaler_skips = 0
+        self._stop = False
+        self._signal: int | None = None
+        self._logger: MetricsLogger | None = None
+        self.last_checkpoint: Path | None = None
+        self._last_saved_step = -1
+
+    # ----------------------------------------------------------------------------------------- public
+
+    def request_stop(self) -> None:
+        """Stop after the current step, writing a checkpoint first."""
+        self._stop = True
+
+    def fit(self, resume: str | Path | None = "auto") -> dict[str, Any]:
+        """Train until ``max_epochs``/``max_steps``; return the final metrics.
+
+        ``resume``: ``"auto"`` continues from ``out_dir/checkpoints/latest`` when it exists, a path resumes
+        from that checkpoint (a ``step_*`` folder or a run's ``out_dir``), None starts afresh. The result has
+        ``step``, ``epoch``, ``interrupted``, ``checkpoint``, ``train/loss`` and ``val/<name>`` entries.
+        """
+        cfg = self.config
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        ckpt = latest_checkpoint(self.out_dir) if resume == "auto" else resume
+        if ckpt is not None:
+            self._restore(ckpt)
+        else:
+            if list_checkpoints(self.out_dir):
+                log.warning(
+                    "starting afresh in %s, which holds checkpoints of another run", self.out_dir
+                )
+            seed_everything(cfg.seed)
+        deterministic = torch.are_deterministic_algorithms_enabled()
+        if cfg.deterministic:
+            torch.use_deterministic_algorithms(True)
+        self._logger = MetricsLogger(self.out_dir, callbacks=self.callbacks)
+        result: dict[str, Any] = {}
+        try:
+            with self._signals():
+                self._call("on_fit_start", self)
+                result = self._run()
+            self._call("on_fit_end", self, result)
+        finally:
+            torch.use_deterministic_algorithms(deterministic)
+            self._logger.close()
+        if self._signal is not None:
+            log.warning(
+                "stopped by signal %d at step %d; exiting with 130", self._signal, self.global_step
+            )
+            raise SystemExit(130)
+        return result
+
+    @torch.no_grad()
+    def evaluate(self, data: Any) -> dict[str, float]:
+        """Mean loss (on normalized targets) and metrics (physical units) over ``data``, exact over samples.
+
+        Returns ``{"loss": ..., "<metric>": ...}``; per-sample values are accumulated as (sum, count).
+        """
+        self.model.eval()
+        loader = make_loader(
+            data,
+            batch_size=self.config.batch_size,
+            sampler=None,
+            num_workers=self.config.num_workers,
+            seed=self.config.seed,
+            epoch=2**30,  # a stream of its own, never a training epoch
+        )
+        acc = {name: MeanMetric() for name in ("loss", *self.metric_fns)}
+        for _, batch in loader:
+            pred, target_n = self._forward(batch)
+            if self.loss_fn in METRICS.values():
+                acc["loss"].update(self.loss_fn(pred, target_n, reduction="none"))
+            else:  # a custom batch-mean loss: weight it by the batch size
+                acc["loss"].update(self.loss_fn(pred, target_n).detach().expand(pred.shape[0]))
+            phys = self._decode(pred)
+            target = batch["target"].to(self.device)
+            for name, fn in self.metric_fns.items():
+                acc[name].update(fn(phys.to(target.dtype), target, reduction="none"))
+        for a in acc.values():
+            a.all_reduce()
+        return {name: a.compute() for name, a in acc.items()}
+
+    # ------------------------------------------------------------------------------------------ loop
+
+    def _run(self) -> dict[str, Any]:
+        cfg = self.config
+        log.info(
+            "training %s: %d samples, batch %d, %d steps/epoch, %d steps in total, on %s (%s)",
+            type(self.model).__name__,
+            len(self.train_data),
+            cfg.batch_size,
+            self.steps_per_epoch,
+            self.total_steps,
+            self.device,
+            cfg.precision,
+        )
+        bar = self._bar()
+        window, t_window, n_window, norm = 0.0, time.perf_counter(), 0, None
+        val: dict[str, float] = {}
+        last_loss: float | None = None
+        while self.global_step < self.total_steps and not self._stop:
+            self.sampler.set_epoch(self.epoch, start_batch=self.batch_index)
+            loader = make_loader(
+                self.train_data,
+                batch_size=cfg.batch_size,
+                sampler=self.sampler,
+                num_workers=cfg.num_workers,
+                seed=cfg.seed,
+                epoch=self.epoch,
+                pin_memory=self.device.type == "cuda",
+            )
+            for indices, batch in loader:
+                loss, norm = self._step(indices.tolist(), batch)
+                self.global_step += 1
+                self.batch_index += 1
+                window, n_window = window + loss, n_window + 1
+                logs = {"loss": loss, "lr": self._lr()}
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4g}", lr=f"{logs['lr']:.3g}")
+                if self.global_step % cfg.log_every == 0:
+                    rate = n_window / max(time.perf_counter() - t_window, 1e-9)
+                    self._log_train(window / n_window, norm, rate, bar is None)
+                    last_loss = window / n_window
+                    window, t_window, n_window = 0.0, time.perf_counter(), 0
+                self._call("on_step_end", self, logs)
+                every = cfg.checkpoint_every_steps
+                if every and self.global_step % every == 0:
+                    self._checkpoint()
+                if self._stop or self.global_step >= self.total_steps:
+                    break
+            if self.batch_index >= self.steps_per_epoch:
+                val = self._end_epoch()
+        if bar is not None:
+            bar.close()
+        if self.val_data is not None and not self._stop and not val:
+            val = self.evaluate(self.val_data)  # the run ended mid-epoch (max_steps)
+            assert self._logger is not None
+            self._logger.log(val, step=self.global_step, epoch=self.epoch, split="val")
+        self._checkpoint()  # no-op when this step is already saved
+        result: dict[str, Any] = {
+            "step": self.global_step,
+            "epoch": self.epoch,
+            "interrupted": self._stop,
+            "checkpoint": str(self.last_checkpoint),
+            "bad_steps": self.total_bad_steps,
+            "scaler_skips": self.scaler_skips,
+        }
+        if n_window:
+            last_loss = window / n_window
+        if last_loss is not None:
+            result["train/loss"] = last_loss  # mean over the last log window
+        result.update({f"val/{k}": v for k, v in val.items()})
+        return result
+
+    def _end_epoch(self) -> dict[str, float]:
+        cfg = self.config
+        self.epoch += 1
+        self.batch_index = 0
+        val: dict[str, float] = {}
+        last = self.global_step >= self.total_steps
+        if self.val_data is not None and (self.epoch % cfg.eval_every_epochs == 0 or last):
+            val = self.evaluate(self.val_data)
+            assert self._logger is not None
+            self._logger.log(val, step=self.global_step, epoch=self.epoch, split="val")
+            log.info(
+                "epoch %d step %d: val %s (loss on normalized targets, metrics in physical units)",
+                self.epoch,
+                self.global_step,
+                ", ".join(f"{k} {v:.4g}" for k, v in val.items() if isinstance(v, float)),
+            )
+            if self.best_metric is None or val["loss"] < self.best_metric:
+                self.best_metric = val["loss"]
+        if self.scheduler is not None and cfg.scheduler_unit == "epoch":
+            if self._plateau:
+                if val:
+                    self.scheduler.step(val["loss"])
+            elif self.scheduler.last_epoch < (cfg.max_epochs or 0):
+                self.scheduler.step()
+        self._call("on_epoch_end", self, {"epoch": self.epoch, **val})
+        self._checkpoint()
+        return val
+
+    def _step(self, indices: list[int], batch: dict[str, Any]) -> tuple[float, float | None]:
+        """One optimizer step; returns the loss and the gradient norm (None when not computed)."""
+        cfg = self.config
+        self.model.train()
+        pred, target_n = self._forward(batch)
+        loss = self.loss_fn(pred, target_n)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            return self._bad_step(indices, value, "loss"), None
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            loss.backward()
+        params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        norm = None
+        if cfg.grad_clip_norm is not None:
+            norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip_norm))
+        elif self.scaler is None:
+            norm = float(torch.nn.utils.get_total_norm([p.grad for p in params]))
+        if self.scaler is None and norm is not None and not math.isfinite(norm):
+            return self._bad_step(indices, value, "gradient norm"), norm
+        if self.scaler is not None:
+            scale = self.scaler.get_scale()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            if self.scaler.get_scale() < scale:
+                self.scaler_skips += 1  # inf gradients under fp16: normal, not a NaN event
+        else:
+            self.optimizer.step()
+        if self.scheduler is not None and cfg.scheduler_unit == "step" and not self._plateau:
+            self.scheduler.step()
+        self.bad_steps = 0
+        return value, norm
+
+    def _bad_step(self, indices: list[int], value: float, what: str) -> float:
+        self.optimizer.zero_grad(set_to_none=True)
+        self.bad_steps += 1
+        self.total_bad_steps += 1
+        err = NonFiniteLossError(
+            step=self.global_step + 1,
+            epoch=self.epoch,
+            indices=indices,
+            loss=value,
+            lr=self._lr(),
+            what=what,
+        )
+        if self.config.nan_policy == "stop" or self.bad_steps >= self.config.max_bad_steps:
+            raise err
+        log.warning("skipping step (%d consecutive): %s", self.bad_steps, err)
+        return value
+
+    def _forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Model output and the (normalized) target, both ``(batch, C_out, *S)``, in the target dtype."""
+        x = batch["input"].to(self.device, non_blocking=True)
+        y = batch["target"].to(self.device, non_blocking=True)
+        if self.normalizer is not None:
+            x = self.normalizer.encode(x, key="input")
+            y = self.normalizer.encode(y, key="target")
+        dtype = _AMP.get(self.config.precision)
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            if "time" in batch:
+                pred = self.model(x, batch["time"].to(self.device))
+            else:
+                pred = self.model(x)
+        return pred.to(y.dtype), y
+
+    def _decode(self, pred: torch.Tensor) -> torch.Tensor:
+        return pred if self.normalizer is None else self.normalizer.decode(pred, key="target")
+
+    # ------------------------------------------------------------------------------ state and logging
+
+    def _lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "batch_index": self.batch_index,
+            "sampler_seed": self.sampler.seed,
+            "world_size": self.sampler.world_size,
+            "best_metric": self.best_metric,
+            "bad_steps": self.bad_steps,
+            "total_bad_steps": self.total_bad_steps,
+            "scaler_skips": self.scaler_skips,
+            "config": self.config.to_dict(),
+        }
+
+    def _checkpoint(self) -> None:
+        if self._last_saved_step == self.global_step and self.last_checkpoint is not None:
+            return
+        self.last_checkpoint = save_checkpoint(
+            self.out_dir,
+            self.global_step,
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            scaler=self.scaler,
+            state=self._state(),
+            keep_last=self.config.keep_last,
+        )
+        self._last_saved_step = self.global_step
+        log.info("checkpoint %s", self.last_checkpoint)
+
+    def _restore(self, path: str | Path) -> None:
+        state = load_checkpoint(
+            path,
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            scaler=self.scaler,
+        )
+        self.global_step = int(state["global_step"])
+        self.epoch, self.batch_index = int(state["epoch"]), int(state["batch_index"])
+        self.best_metric = state.get("best_metric")
+        self.bad_steps = int(state.get("bad_steps", 0))
+        self.total_bad_steps = int(state.get("total_bad_steps", 0))
+        self.scaler_skips = int(state.get("scaler_skips", 0))
+        if state.get("sampler_seed", self.sampler.seed) != self.sampler.seed:
+            log.warning(
+                "resuming with sampler seed %d (checkpoint: %d)",
+                self.sampler.seed,
+                state["sampler_seed"],
+            )
+        if state.get("world_size", 1) != self.sampler.world_size:
+            log.warning("resuming with a different world size; bitwise equality is not promised")
+        self.last_checkpoint, self._last_saved_step = Path(state["path"]), self.global_step
+        log.info(
+            "resumed from %s at step %d (epoch %d, batch %d)",
+            state["path"],
+            self.global_step,
+            self.epoch,
+            self.batch_index,
+        )
+
+    def _log_train(self, loss: float, norm: float | None, rate: float, line: bool) -> None:
+        values = {"loss": loss, "lr": self._lr(), "it_per_s": rate}
+        if norm is not None:
+            values["grad_norm"] = norm
+        assert self._logger is not None
+        self._logger.log(values, step=self.global_step, epoch=self.epoch, split="train")
+        if line:
+            log.info(
+                "step %d/%d epoch %d: loss %.4g, lr %.3g, grad norm %s, %.1f it/s",
+                self.global_step,
+                self.total_steps,
+                self.epoch,
+                loss,
+                values["lr"],
+                "-" if norm is None else f"{norm:.3g}",
+                rate,
+            )
+
+    def _bar(self) -> Any:
+        if not sys.stderr.isatty():
+            return None
+        try:
+            from tqdm.auto import tqdm
+        except ImportError:
+            return None
+        return tqdm(
+            total=self.total_steps, initial=self.global_step, unit="step", dynamic_ncols=True
+        )
+
+    def _call(self, hook: str, *args: Any) -> None:
+        for cb in self.callbacks:
+            fn = getattr(cb, hook, None)
+            if fn is not None:
+                fn(*args)
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(signum: int, frame: Any) -> None:
+            log.warning("signal %d: finishing the step, then checkpointing", signum)
+            self._signal = signum
+            self._stop = True
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
