@@ -41,6 +41,7 @@ from torch import nn
 from neuralops._version import __version__
 
 __all__ = [
+    "dedup_state_dict",
     "CONFIG_NAME",
     "FORMAT_VERSION",
     "MODELS",
@@ -214,7 +215,7 @@ class PretrainedMixin:
             "metadata": dict(metadata or {}),
         }
         text = json.dumps(payload, indent=2, sort_keys=False)  # fails early if not JSON-able
-        tensors, aliases = _dedup_state_dict(self.state_dict())  # type: ignore[attr-defined]
+        tensors, aliases = dedup_state_dict(self.state_dict())  # type: ignore[attr-defined]
         header = {"model_type": model_type, "format_version": str(FORMAT_VERSION)}
         if aliases:
             header["aliases"] = json.dumps(aliases)
@@ -295,7 +296,7 @@ class PretrainedMixin:
         return model.to(map_location)  # type: ignore[attr-defined]
 
 
-def _dedup_state_dict(
+def dedup_state_dict(
     state: Mapping[str, torch.Tensor],
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Contiguous CPU copies with tensors that share storage (tied weights) stored once.

@@ -35,6 +35,8 @@ from safetensors import safe_open
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from neuralops.models.base import dedup_state_dict
+
 __all__ = [
     "CheckpointError",
     "check_json_state",
@@ -155,23 +157,7 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
 
 def _model_tensors(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """CPU copies of the state dict with storage-sharing (tied) tensors stored once, plus the aliases."""
-    tensors: dict[str, torch.Tensor] = {}
-    aliases: dict[str, str] = {}
-    seen: dict[tuple, str] = {}
-    for name, t in model.state_dict().items():
-        key = (
-            t.untyped_storage().data_ptr(),
-            t.storage_offset(),
-            tuple(t.shape),
-            t.stride(),
-            t.dtype,
-        )
-        if t.numel() and key in seen:
-            aliases[name] = seen[key]
-            continue
-        seen[key] = name
-        tensors[name] = t.detach().to("cpu").contiguous().clone()
-    return tensors, aliases
+    return dedup_state_dict(model.state_dict())
 
 
 def _write_model(model: torch.nn.Module, folder: Path) -> None:
