@@ -137,3 +137,10 @@ def test_cli_generate(tmp_path, capsys):
     bad.write_text(recipe(tmp_path).text.replace('pde = "darcy"', 'pde = "darcyy"'))
     assert cli_main(["generate", str(bad)]) == 2
     assert "did you mean 'darcy'" in capsys.readouterr().out
+
+
+def test_bad_worker_count_is_refused(tmp_path):
+    from neuralops.data import RecipeError
+
+    with pytest.raises(RecipeError, match="--workers must be >= 1, got 0"):
+        generate(recipe(tmp_path), workers=0, progress=False)

@@ -260,9 +260,9 @@ def generate(
     family, _ = build(recipe)  # validates the family tables and the solver before any work
     d = recipe.dataset
     out = Path(out or recipe.run.out)
-    workers = int(workers or recipe.run.workers)
+    workers = int(recipe.run.workers if workers is None else workers)
     if workers < 1:
-        raise RecipeError(f"workers must be >= 1, got {workers}")
+        raise RecipeError(f"--workers must be >= 1, got {workers}")
     staging = out.with_name(out.name + ".staging")
     base = dict(path=out, n_samples=d.n_samples, max_failed_fraction=recipe.run.max_failed_fraction)
 
