@@ -16,6 +16,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "neuralops.solvers.solve_cli",
         "solve a linear system (.mtx/.npz or --gallery) and summarise it",
     ),
+    "train": ("neuralops.train.train_cli", "train a model from a recipe (train/*.toml)"),
+    "eval": ("neuralops.train.eval_cli", "evaluate a trained model on a dataset split"),
     "demo": ("neuralops.train.demo_cli", "run an end-to-end demo (quickstart)"),
 }
 

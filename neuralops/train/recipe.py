@@ -1,0 +1,403 @@
+"""Training recipes: a TOML file naming the model, the data and the :class:`TrainConfig`.
+
+Tables (see ``docs``/``specs/training.md`` §4)::
+
+    [model]     type = "fno" | "mgno" plus the config-dataclass fields, or preset = "darcy_smooth" (MgNO);
+                in_channels/out_channels default to the dataset's channel counts
+    [data]      path = "x.h5" or recipe = "pde_data/x.toml" (its run.out, generated when missing);
+                inputs, targets, subsample, normalization = "gaussian" | "range" | "identity",
+                train_split, val_split, test_split
+    [train] [optim] [schedule]   TrainConfig fields, merged
+    [log]       out_dir, log_every, eval_every_epochs, checkpoint_every_steps, keep_last
+
+``--set table.key=value`` overrides (the value is a TOML literal; a bare word is a string) are applied
+before validation. Unknown tables, keys, model types and presets raise
+:class:`~neuralops.data.RecipeError` suggesting the nearest valid name.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import json
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from neuralops.data.errors import RecipeError
+from neuralops.pde.recipe import check_keys
+from neuralops.train.config import TrainConfig
+
+__all__ = [
+    "DataSpec",
+    "TrainRecipe",
+    "apply_overrides",
+    "build_data",
+    "build_model_for",
+    "dump_toml",
+    "load_train_recipe",
+    "parse_train_recipe",
+]
+
+TABLES = ("model", "data", "train", "optim", "schedule", "log")
+DATA_KEYS = (
+    "path",
+    "recipe",
+    "inputs",
+    "targets",
+    "subsample",
+    "normalization",
+    "train_split",
+    "val_split",
+    "test_split",
+)
+LOG_KEYS = ("out_dir", "log_every", "eval_every_epochs", "checkpoint_every_steps", "keep_last")
+NORMALIZATIONS = ("gaussian", "range", "identity")
+_TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+
+
+def _suggest(value: str, valid: Sequence[str]) -> str:
+    close = difflib.get_close_matches(value, list(valid), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """The ``[data]`` table. Exactly one of ``path`` and ``recipe`` is set (resolved paths)."""
+
+    path: str | None = None
+    recipe: str | None = None
+    inputs: str | list[str] | None = None
+    targets: str | list[str] | None = None
+    subsample: int | list[int] = 1
+    normalization: str = "gaussian"
+    train_split: str = "train"
+    val_split: str | None = "val"
+    test_split: str | None = "test"
+
+    def dataset_path(self, *, generate: bool = True) -> Path:
+        """The .h5 file; with ``recipe``, its ``run.out``, generated first when missing."""
+        if self.path is not None:
+            return Path(self.path)
+        from neuralops.pde.recipe import load_recipe
+
+        out = Path(load_recipe(self.recipe).run.out)
+        if not out.exists() and generate:
+            from neuralops.pde.generate import generate as _generate
+
+            out = Path(_generate(self.recipe).path)
+        return out
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """A parsed, validated training recipe. ``resolved`` is the recipe dict after overrides."""
+
+    model_type: str
+    model: Mapping[str, Any]  # config fields (preset expanded), channels possibly missing
+    data: DataSpec
+    config: TrainConfig
+    resolved: Mapping[str, Any]
+    source: str = "<string>"
+
+    def model_config(self, in_channels: int | None = None, out_channels: int | None = None):
+        """The model's config dataclass; ``in/out_channels`` fill the fields the recipe leaves out."""
+        return _model_config(self.model_type, self.model, in_channels, out_channels)
+
+
+# ------------------------------------------------------------------------------------------ parsing
+
+
+def _parse_value(text: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text  # a bare word, e.g. a path: a string
+
+
+def _valid_keys(raw: Mapping[str, Any], table: str) -> list[str]:
+    if table == "model":
+        return _model_keys(raw.get("model", {}).get("type"))
+    if table == "data":
+        return list(DATA_KEYS)
+    if table == "log":
+        return list(LOG_KEYS)
+    return list(_TRAIN_FIELDS)
+
+
+def apply_overrides(raw: Mapping[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """A copy of ``raw`` with ``"table.key=value"`` overrides applied; unknown keys raise RecipeError."""
+    out = copy.deepcopy(dict(raw))
+    for item in overrides:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        parts = key.split(".")
+        if not sep or len(parts) < 2 or not all(parts):
+            raise RecipeError(
+                f"override {item!r} must look like table.key=value (e.g. optim.lr=1e-3)"
+            )
+        table, name = parts[0], parts[1]
+        check_keys({table: None}, TABLES, "")
+        # the model type may itself be overridden; validate against the new one
+        if table == "model" and name == "type":
+            out.setdefault("model", {})["type"] = _parse_value(text.strip())
+            continue
+        check_keys({name: None}, _valid_keys(out, table), table)
+        node = out.setdefault(table, {})
+        for p in parts[1:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise RecipeError(f"override {key!r}: {p!r} is not a table")
+        node[parts[-1]] = _parse_value(text.strip())
+    return out
+
+
+def _model_keys(model_type: Any) -> list[str]:
+    from neuralops.models import MODELS
+
+    keys = ["type", "preset"]
+    if isinstance(model_type, str) and model_type in MODELS:
+        cfg = MODELS[model_type].config_class  # type: ignore[attr-defined]
+        keys += [f.name for f in dataclasses.fields(cfg)]
+    return keys
+
+
+def _model_table(t: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+    from neuralops.models import MODELS
+
+    t = dict(t)
+    model_type = t.pop("type", None)
+    preset = t.pop("preset", None)
+    if model_type is None and preset is not None:
+        model_type = "mgno"
+    if not isinstance(model_type, str):
+        raise RecipeError(f"'model.type' must be a string naming one of {sorted(MODELS)}")
+    if model_type not in MODELS:
+        raise RecipeError(
+            f"'model.type' = {model_type!r} is unknown{_suggest(model_type, list(MODELS))} "
+            f"(valid model types: {', '.join(sorted(MODELS))})"
+        )
+    check_keys(t, _model_keys(model_type), "model")
+    fields: dict[str, Any] = {}
+    if preset is not None:
+        if model_type != "mgno":
+            raise RecipeError(f"'model.preset' is for MgNO only, not model type {model_type!r}")
+        from neuralops.models.mgno import MGNO_PRESETS
+
+        if preset not in MGNO_PRESETS:
+            raise RecipeError(
+                f"'model.preset' = {preset!r} is unknown{_suggest(str(preset), list(MGNO_PRESETS))} "
+                f"(valid presets: {', '.join(sorted(MGNO_PRESETS))})"
+            )
+        fields.update(MGNO_PRESETS[preset])
+    fields.update(t)
+    return model_type, fields
+
+
+def _model_config(
+    model_type: str,
+    fields: Mapping[str, Any],
+    in_channels: int | None,
+    out_channels: int | None,
+):
+    from neuralops.models import MODELS
+
+    cls = MODELS[model_type].config_class  # type: ignore[attr-defined]
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+    if in_channels is not None:
+        kw.setdefault("in_channels", in_channels)
+    if out_channels is not None:
+        kw.setdefault("out_channels", out_channels)
+    try:
+        return cls(**kw)
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(f"[model] ({model_type}): {exc}") from None
+
+
+def _data_table(t: Mapping[str, Any], base: Path | None) -> DataSpec:
+    check_keys(t, DATA_KEYS, "data")
+    has_path, has_recipe = "path" in t, "recipe" in t
+    if has_path == has_recipe:
+        raise RecipeError(
+            "[data] needs exactly one of 'data.path' (an .h5 file) and 'data.recipe' "
+            "(a pde_data/*.toml recipe)"
+        )
+    for key in ("path", "recipe", "normalization", "train_split"):
+        if key in t and not isinstance(t[key], str):
+            raise RecipeError(f"'data.{key}' must be a string, got {t[key]!r}")
+    norm = t.get("normalization", "gaussian")
+    if norm not in NORMALIZATIONS:
+        raise RecipeError(
+            f"'data.normalization' = {norm!r} is unknown{_suggest(norm, NORMALIZATIONS)} "
+            f"(valid: {', '.join(NORMALIZATIONS)})"
+        )
+    sub = t.get("subsample", 1)
+    subs = sub if isinstance(sub, list) else [sub]
+    if not subs or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in subs):
+        raise RecipeError(
+            f"'data.subsample' must be an integer >= 1 or a list of them, got {sub!r}"
+        )
+    kw = {k: v for k, v in t.items() if k not in ("path", "recipe")}
+    for key in ("val_split", "test_split"):
+        if kw.get(key) == "":
+            kw[key] = None  # "" turns a split off
+    if has_path:
+        kw["path"] = str(_resolve(t["path"], base))
+    else:
+        kw["recipe"] = str(_resolve(t["recipe"], base))
+    return DataSpec(**kw)
+
+
+def _resolve(path: str, base: Path | None) -> Path:
+    """A relative path is taken from the working folder, else the recipe's folder or its parent."""
+    p = Path(path)
+    if p.is_absolute() or p.exists() or base is None:
+        return p
+    for root in (base, base.parent):
+        if (root / p).exists():
+            return root / p
+    return p
+
+
+def parse_train_recipe(
+    raw: Mapping[str, Any] | str,
+    overrides: Sequence[str] = (),
+    *,
+    source: str = "<string>",
+    base: str | Path | None = None,
+) -> TrainRecipe:
+    """Validate a recipe (a TOML string or its dict) with ``overrides``; nothing is built or read."""
+    if isinstance(raw, str):
+        try:
+            raw = tomllib.loads(raw)
+        except tomllib.TOMLDecodeError as exc:
+            raise RecipeError(f"{source}: not valid TOML: {exc}") from None
+    check_keys(raw, TABLES, "")
+    for name, table in raw.items():
+        if not isinstance(table, dict):
+            raise RecipeError(f"[{name}] must be a table, got {table!r}")
+    resolved = apply_overrides(raw, overrides)
+    for name in ("train", "optim", "schedule"):
+        check_keys(resolved.get(name, {}), _TRAIN_FIELDS, name)
+    check_keys(resolved.get("log", {}), LOG_KEYS, "log")
+    if "model" not in resolved:
+        raise RecipeError(f"{source}: the [model] table is missing")
+    if "data" not in resolved:
+        raise RecipeError(f"{source}: the [data] table is missing")
+    model_type, fields = _model_table(resolved["model"])
+    _model_config(model_type, fields, 1, 1)  # validates the fields (channels filled in later)
+    data = _data_table(resolved["data"], Path(base) if base is not None else None)
+    merged: dict[str, Any] = {}
+    for name in ("train", "optim", "schedule", "log"):
+        for key, value in resolved.get(name, {}).items():
+            if key in merged and merged[key] != value:
+                raise RecipeError(f"'{name}.{key}' is set twice with different values")
+            merged[key] = value
+    if "betas" in merged and isinstance(merged["betas"], list):
+        merged["betas"] = tuple(merged["betas"])
+    if "param_groups" in merged and isinstance(merged["param_groups"], list):
+        merged["param_groups"] = tuple(merged["param_groups"])
+    try:
+        config = TrainConfig.from_dict(merged)
+    except (TypeError, ValueError) as exc:
+        raise RecipeError(f"{source}: {exc}") from None
+    return TrainRecipe(model_type, fields, data, config, resolved, source)
+
+
+def load_train_recipe(path: str | Path, overrides: Sequence[str] = ()) -> TrainRecipe:
+    """Read and validate the recipe file ``path`` (see :func:`parse_train_recipe`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"training recipe {path} does not exist")
+    return parse_train_recipe(
+        path.read_text(encoding="utf-8"), overrides, source=str(path), base=path.parent
+    )
+
+
+# ----------------------------------------------------------------------------------------- building
+
+
+def build_data(recipe: TrainRecipe, *, generate: bool = True) -> dict[str, Any]:
+    """``{"train", "val", "test"}`` PDEDatasets (None for a split turned off or absent) and ``normalizer``."""
+    from neuralops.data import PDEDataset
+
+    spec = recipe.data
+    path = spec.dataset_path(generate=generate)
+    kw = {"inputs": spec.inputs, "targets": spec.targets, "subsample": _stride(spec.subsample)}
+    out: dict[str, Any] = {"path": path, "train": PDEDataset(path, spec.train_split, **kw)}
+    splits = out["train"].source.splits
+    for role, name in (("val", spec.val_split), ("test", spec.test_split)):
+        out[role] = (
+            PDEDataset(path, name, **kw) if name and name in splits and len(splits[name]) else None
+        )
+    out["normalizer"] = out["train"].normalizer(spec.normalization)
+    return out
+
+
+def _stride(sub: int | list[int]) -> Any:
+    return tuple(sub) if isinstance(sub, list) else sub
+
+
+def build_model_for(recipe: TrainRecipe, train_data: Any):
+    """The recipe's model with channel counts checked against (or taken from) ``train_data``."""
+    from neuralops.models import build_model
+
+    n_in, n_out = len(train_data.input_channels), len(train_data.target_channels)
+    cfg = recipe.model_config(n_in, n_out)
+    problems = []
+    if cfg.in_channels != n_in:
+        problems.append(
+            f"model in_channels={cfg.in_channels} but the dataset's inputs "
+            f"{train_data.input_channels} have {n_in} channel(s)"
+        )
+    if cfg.out_channels != n_out:
+        problems.append(
+            f"model out_channels={cfg.out_channels} but the dataset's targets "
+            f"{train_data.target_channels} have {n_out} channel(s)"
+        )
+    if problems:
+        raise RecipeError(f"{recipe.source}: " + "; ".join(problems))
+    return build_model(cfg)
+
+
+# ------------------------------------------------------------------------------------ TOML output
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, float):
+        if math.isnan(v):
+            return "nan"
+        if math.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return repr(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list | tuple):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, Mapping):
+        return "{ " + ", ".join(f"{_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    if v is None:
+        raise ValueError("TOML has no null")
+    raise TypeError(f"cannot write {type(v).__name__} {v!r} as TOML")
+
+
+def _key(k: str) -> str:
+    return k if k.replace("_", "").replace("-", "").isalnum() else json.dumps(k)
+
+
+def dump_toml(tables: Mapping[str, Mapping[str, Any]]) -> str:
+    """A TOML document of one level of tables (nested mappings as inline tables; None values dropped)."""
+    lines: list[str] = []
+    for name, table in tables.items():
+        lines.append(f"[{_key(name)}]")
+        lines += [f"{_key(k)} = {_toml_value(v)}" for k, v in table.items() if v is not None]
+        lines.append("")
+    return "\n".join(lines)
