@@ -262,3 +262,16 @@ def test_param_groups_by_pattern(tmp_path):
     t = Trainer(Tiny(), cfg, train_data=_data())
     assert [g["lr"] for g in t.optimizer.param_groups] == [5e-3, 1e-4]
     assert len(t.optimizer.param_groups[1]["params"]) == 2
+
+
+def test_onecycle_cannot_be_stretched_on_resume(tmp_path):
+    data = _data()
+    Trainer(Tiny(), _cfg(tmp_path, max_epochs=None, max_steps=4), train_data=data).fit(resume=None)
+    before = list_checkpoints(tmp_path)
+    longer = Trainer(Tiny(), _cfg(tmp_path, max_epochs=None, max_steps=8), train_data=data)
+    with pytest.raises(ValueError, match="OneCycle schedule lasts 4 steps.*asks for 8"):
+        longer.fit(resume="auto")
+    assert list_checkpoints(tmp_path) == before  # nothing written by the refused resume
+    # a same-length resume is fine (and a no-op: the run is complete)
+    again = Trainer(Tiny(), _cfg(tmp_path, max_epochs=None, max_steps=4), train_data=data)
+    assert again.fit(resume="auto")["step"] == 4

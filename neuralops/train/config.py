@@ -40,7 +40,8 @@ class TrainConfig:
     """Settings of one training run; validated on construction.
 
     Run: ``device`` ("auto" = ``cuda:$LOCAL_RANK`` if CUDA is present, else ``cpu``), ``precision``
-    (fp32, bf16 autocast, fp16 autocast + GradScaler), ``seed``, ``deterministic``.
+    (fp32, bf16 autocast, fp16 autocast + GradScaler), ``seed``, ``deterministic``,
+    ``find_unused_parameters`` (passed to ``DistributedDataParallel`` under ``torchrun``).
     Length: ``max_epochs`` and/or ``max_steps`` (the run stops at whichever comes first), ``batch_size``
     (per rank), ``num_workers``. Optimizer: ``optimizer``, ``lr``, ``weight_decay``, ``betas`` (Adam/AdamW;
     ``momentum`` for SGD), ``param_groups``: ``({"pattern": "encoder.*", "lr": 1e-5}, ...)``, glob patterns on
@@ -58,6 +59,7 @@ class TrainConfig:
     precision: str = "fp32"
     seed: int = 0
     deterministic: bool = False
+    find_unused_parameters: bool = False
     max_epochs: int | None = None
     max_steps: int | None = None
     batch_size: int = 8

@@ -179,11 +179,18 @@ class MeanMetric:
         """Sum (sum, count) over the default process group (no-op when not distributed)."""
         import torch.distributed as dist
 
-        if not (dist.is_available() and dist.is_initialized()) or self.sum is None:
+        if not (dist.is_available() and dist.is_initialized()):
             return
-        buf = torch.cat([self.sum.reshape(-1), self.sum.new_tensor([self.count])])
+        # a rank that saw no sample still joins the collective (with a scalar zero sum)
+        if self.sum is not None:
+            total = self.sum
+        else:
+            nccl = dist.get_backend() == "nccl"
+            device = torch.device("cuda", torch.cuda.current_device()) if nccl else None
+            total = torch.zeros((), dtype=torch.float64, device=device)
+        buf = torch.cat([total.reshape(-1), total.new_tensor([self.count])])
         dist.all_reduce(buf)
-        self.sum, self.count = buf[:-1].reshape(self.sum.shape), int(buf[-1].item())
+        self.sum, self.count = buf[:-1].reshape(total.shape), int(buf[-1].item())
 
     def compute(self) -> float | list[float]:
         """The mean: a float, or a list for per-channel values. Raises if nothing was added."""

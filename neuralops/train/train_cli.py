@@ -3,6 +3,10 @@
 Builds the data, normalizer, model and :class:`~neuralops.train.Trainer` of a training recipe
 (:mod:`neuralops.train.recipe`), fits, writes ``OUT/final`` (``save_pretrained`` plus ``normalizer.json``)
 and ``OUT/recipe.resolved.toml``, and prints the final metrics.
+
+Data-parallel: ``torchrun --nproc_per_node N -m neuralops train RECIPE ...`` (``batch_size`` is per rank).
+Rank 0 generates a missing dataset, writes the resolved recipe, checkpoints and the final model; the
+other ranks wait at barriers.
 """
 
 from __future__ import annotations
@@ -27,23 +31,39 @@ def run(
     resume: str | None = "auto",
 ) -> dict[str, Any]:
     """Train as ``recipe`` says; returns ``{"fit": ..., "val": ..., "test": ..., "final": path}``."""
-    from neuralops.train.recipe import (
-        build_data,
-        build_model_for,
-        dump_toml,
-        load_train_recipe,
-    )
-    from neuralops.train.trainer import Trainer
+    from neuralops.train._build import resolve_device
+    from neuralops.train.distributed import DistEnv, barrier, destroy, init_distributed
+    from neuralops.train.recipe import load_train_recipe
 
     overrides = list(overrides)
     if out is not None:
         overrides.append(f"log.out_dir={json.dumps(str(out))}")
     rec = load_train_recipe(recipe, overrides)
-    data = build_data(rec)
+    env = DistEnv.from_env()
+    owns_group = init_distributed(env, resolve_device(rec.config.device))
+    try:
+        return _fit(rec, recipe, resume, env)
+    finally:
+        if owns_group:
+            barrier()
+            destroy()
+
+
+def _fit(rec: Any, recipe: str | Path, resume: str | None, env: Any) -> dict[str, Any]:
+    from neuralops.train.distributed import barrier
+    from neuralops.train.recipe import build_data, build_model_for, dump_toml
+    from neuralops.train.trainer import Trainer
+
+    if env.is_main:
+        rec.data.dataset_path(generate=True)  # rank 0 generates a missing dataset, once
+    barrier()
+    data = build_data(rec, generate=False)
     model = build_model_for(rec, data["train"])
     out_dir = Path(rec.config.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "recipe.resolved.toml").write_text(dump_toml(rec.resolved), encoding="utf-8")
+    if env.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "recipe.resolved.toml").write_text(dump_toml(rec.resolved), encoding="utf-8")
+    barrier()
     log.info(
         "training %s (%s parameters) on %d samples of %s -> %s",
         rec.model_type,
@@ -65,11 +85,17 @@ def run(
         if data[role] is not None:
             result[role] = trainer.evaluate(data[role])
     spec = rec.data
+    final_dir = out_dir / "final"
+    result["final"] = str(final_dir)
+    if not env.is_main:
+        barrier()  # wait for rank 0 to write the final model
+        return result
     final = trainer.model.to("cpu").save_pretrained(
         out_dir / "final",
         normalizer=data["normalizer"],
         metadata={
             "recipe": str(recipe),
+            "world_size": env.world_size,
             "data": {
                 "path": str(data["path"]),
                 "inputs": data["train"].inputs,
@@ -80,7 +106,7 @@ def run(
         },
     )
     data["normalizer"].save(final)
-    result["final"] = str(final)
+    barrier()
     return result
 
 
@@ -115,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     except (RecipeError, FileNotFoundError) as exc:
         print(f"neuralops train: error: {exc}", file=sys.stderr)
         return 2
+    from neuralops.train.distributed import DistEnv
+
+    if not DistEnv.from_env().is_main:
+        return 0
     print(f"fit: {_fmt(r['fit'])}")
     for role in ("val", "test"):
         if role in r:

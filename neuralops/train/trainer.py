@@ -34,12 +34,14 @@ from neuralops.train._build import (
 )
 from neuralops.train.checkpoint import (
     check_json_state,
+    checkpoint_path,
     latest_checkpoint,
     list_checkpoints,
     load_checkpoint,
     save_checkpoint,
 )
 from neuralops.train.config import TrainConfig
+from neuralops.train.distributed import DistEnv, barrier, init_distributed
 from neuralops.train.logger import MetricsLogger
 from neuralops.train.metrics import METRICS, MeanMetric, get_metric
 from neuralops.train.sampler import ResumableSampler
@@ -87,7 +89,9 @@ class Trainer:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
         self.config = config
+        self.dist = DistEnv.from_env()
         self.device = resolve_device(config.device)
+        init_distributed(self.dist, self.device)
         if config.precision == "fp16" and self.device.type == "cpu":
             raise ValueError(
                 "precision='fp16' is not supported on CPU (MKL FFT has no half-precision path); "
@@ -95,7 +99,18 @@ class Trainer:
             )
         if len(train_data) == 0:
             raise ValueError("train_data is empty")
-        self.model = model.to(self.device)
+        self.model = model.to(self.device)  # the unwrapped module: saved, evaluated, returned
+        self.net: torch.nn.Module = (
+            self.model
+        )  # what training steps call (DDP-wrapped under torchrun)
+        if self.dist.is_distributed:
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.net = DistributedDataParallel(
+                self.model,
+                device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=config.find_unused_parameters,
+            )
         self.train_data, self.val_data = train_data, val_data
         self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "loss")
         self.loss_fn = get_metric(loss)
@@ -104,7 +119,11 @@ class Trainer:
         self.callbacks = list(callbacks)
         self.out_dir = Path(config.out_dir)
         self.sampler = ResumableSampler(
-            len(train_data), seed=config.seed, batch_size=config.batch_size
+            len(train_data),
+            seed=config.seed,
+            batch_size=config.batch_size,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
         )
         self.steps_per_epoch = self.sampler.batches_per_epoch
         steps = [config.max_steps] if config.max_steps else []
@@ -130,7 +149,8 @@ class Trainer:
         self.global_step = self.epoch = self.batch_index = 0
         self.best_metric: float | None = None
         self.bad_steps = self.total_bad_steps = self.scaler_skips = 0
-        self._stop = False
+        self._stop = False  # the collective decision, taken once per step
+        self._stop_requested = False  # set any time by request_stop() or a signal, on any rank
         self._signal: int | None = None
         self._logger: MetricsLogger | None = None
         self.last_checkpoint: Path | None = None
@@ -139,8 +159,8 @@ class Trainer:
     # ----------------------------------------------------------------------------------------- public
 
     def request_stop(self) -> None:
-        """Stop after the current step, writing a checkpoint first."""
-        self._stop = True
+        """Stop after the current step, writing a checkpoint first (under DDP: every rank stops)."""
+        self._stop_requested = True
 
     def fit(self, resume: str | Path | None = "auto") -> dict[str, Any]:
         """Train until ``max_epochs``/``max_steps``; return the final metrics.
@@ -163,7 +183,9 @@ class Trainer:
         deterministic = torch.are_deterministic_algorithms_enabled()
         if cfg.deterministic:
             torch.use_deterministic_algorithms(True)
-        self._logger = MetricsLogger(self.out_dir, callbacks=self.callbacks)
+        self._logger = (
+            MetricsLogger(self.out_dir, callbacks=self.callbacks) if self.dist.is_main else None
+        )
         result: dict[str, Any] = {}
         try:
             with self._signals():
@@ -172,7 +194,8 @@ class Trainer:
             self._call("on_fit_end", self, result)
         finally:
             torch.use_deterministic_algorithms(deterministic)
-            self._logger.close()
+            if self._logger is not None:
+                self._logger.close()
         if self._signal is not None:
             log.warning(
                 "stopped by signal %d at step %d; exiting with 130", self._signal, self.global_step
@@ -185,19 +208,21 @@ class Trainer:
         """Mean loss (on normalized targets) and metrics (physical units) over ``data``, exact over samples.
 
         Returns ``{"loss": ..., "<metric>": ...}``; per-sample values are accumulated as (sum, count).
+        Under DDP each rank evaluates every ``world_size``-th sample (no padding duplicates) and the
+        (sum, count) pairs are all-reduced, so every rank must call this.
         """
         self.model.eval()
         loader = make_loader(
             data,
             batch_size=self.config.batch_size,
-            sampler=None,
+            sampler=range(self.dist.rank, len(data), self.dist.world_size),
             num_workers=self.config.num_workers,
             seed=self.config.seed,
             epoch=2**30,  # a stream of its own, never a training epoch
         )
         acc = {name: MeanMetric() for name in ("loss", *self.metric_fns)}
         for _, batch in loader:
-            pred, target_n = self._forward(batch)
+            pred, target_n = self._forward(batch, self.model)
             if self.loss_fn in METRICS.values():
                 acc["loss"].update(self.loss_fn(pred, target_n, reduction="none"))
             else:  # a custom batch-mean loss: weight it by the batch size
@@ -214,11 +239,15 @@ class Trainer:
 
     def _run(self) -> dict[str, Any]:
         cfg = self.config
-        log.info(
-            "training %s: %d samples, batch %d, %d steps/epoch, %d steps in total, on %s (%s)",
+        world = self.dist.world_size
+        self._info(
+            "training %s: %d samples, batch %d per rank x %d rank(s) = %d global, %d steps/epoch, "
+            "%d steps in total, on %s (%s)",
             type(self.model).__name__,
             len(self.train_data),
             cfg.batch_size,
+            world,
+            cfg.batch_size * world,
             self.steps_per_epoch,
             self.total_steps,
             self.device,
@@ -228,6 +257,7 @@ class Trainer:
         window, t_window, n_window, norm = 0.0, time.perf_counter(), 0, None
         val: dict[str, float] = {}
         last_loss: float | None = None
+        self._sync_stop()
         while self.global_step < self.total_steps and not self._stop:
             self.sampler.set_epoch(self.epoch, start_batch=self.batch_index)
             loader = make_loader(
@@ -254,6 +284,7 @@ class Trainer:
                     last_loss = window / n_window
                     window, t_window, n_window = 0.0, time.perf_counter(), 0
                 self._call("on_step_end", self, logs)
+                self._sync_stop()
                 every = cfg.checkpoint_every_steps
                 if every and self.global_step % every == 0:
                     self._checkpoint()
@@ -265,8 +296,7 @@ class Trainer:
             bar.close()
         if self.val_data is not None and not self._stop and not val:
             val = self.evaluate(self.val_data)  # the run ended mid-epoch (max_steps)
-            assert self._logger is not None
-            self._logger.log(val, step=self.global_step, epoch=self.epoch, split="val")
+            self._log(val, "val")
         self._checkpoint()  # no-op when this step is already saved
         result: dict[str, Any] = {
             "step": self.global_step,
@@ -291,9 +321,8 @@ class Trainer:
         last = self.global_step >= self.total_steps
         if self.val_data is not None and (self.epoch % cfg.eval_every_epochs == 0 or last):
             val = self.evaluate(self.val_data)
-            assert self._logger is not None
-            self._logger.log(val, step=self.global_step, epoch=self.epoch, split="val")
-            log.info(
+            self._log(val, "val")
+            self._info(
                 "epoch %d step %d: val %s (loss on normalized targets, metrics in physical units)",
                 self.epoch,
                 self.global_step,
@@ -308,17 +337,18 @@ class Trainer:
             elif self.scheduler.last_epoch < (cfg.max_epochs or 0):
                 self.scheduler.step()
         self._call("on_epoch_end", self, {"epoch": self.epoch, **val})
+        self._sync_stop()
         self._checkpoint()
         return val
 
     def _step(self, indices: list[int], batch: dict[str, Any]) -> tuple[float, float | None]:
         """One optimizer step; returns the loss and the gradient norm (None when not computed)."""
         cfg = self.config
-        self.model.train()
-        pred, target_n = self._forward(batch)
+        self.net.train()
+        pred, target_n = self._forward(batch, self.net)
         loss = self.loss_fn(pred, target_n)
-        value = float(loss.detach())
-        if not math.isfinite(value):
+        value, finite = self._reduce_loss(loss)
+        if not finite:
             return self._bad_step(indices, value, "loss"), None
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
@@ -364,7 +394,41 @@ class Trainer:
         log.warning("skipping step (%d consecutive): %s", self.bad_steps, err)
         return value
 
-    def _forward(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _reduce_loss(self, loss: torch.Tensor) -> tuple[float, bool]:
+        """The loss (mean over ranks under DDP) and whether it is finite on **every** rank.
+
+        The one host sync of a step; under DDP one all-reduce of (loss, non-finite flag), so all ranks
+        take the same decision and none waits in a collective the others skip.
+        """
+        value = float(loss.detach())
+        if not self.dist.is_distributed:
+            return value, math.isfinite(value)
+        import torch.distributed as dist
+
+        bad = not math.isfinite(value)
+        buf = torch.tensor(
+            [0.0 if bad else value, float(bad)], dtype=torch.float64, device=self.device
+        )
+        dist.all_reduce(buf)
+        total, n_bad = buf.tolist()
+        if n_bad:
+            return (value if bad else math.nan), False
+        return total / self.dist.world_size, True
+
+    def _sync_stop(self) -> None:
+        """Turn stop requests (a signal or ``request_stop()`` on any rank) into one decision for all."""
+        if not self.dist.is_distributed:
+            self._stop = self._stop_requested
+            return
+        import torch.distributed as dist
+
+        flag = torch.tensor([float(self._stop_requested)], device=self.device)
+        dist.all_reduce(flag)
+        self._stop = bool(flag.item())
+
+    def _forward(
+        self, batch: dict[str, Any], net: torch.nn.Module
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Model output and the (normalized) target, both ``(batch, C_out, *S)``, in the target dtype."""
         x = batch["input"].to(self.device, non_blocking=True)
         y = batch["target"].to(self.device, non_blocking=True)
@@ -374,9 +438,9 @@ class Trainer:
         dtype = _AMP.get(self.config.precision)
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             if "time" in batch:
-                pred = self.model(x, batch["time"].to(self.device))
+                pred = net(x, batch["time"].to(self.device))
             else:
-                pred = self.model(x)
+                pred = net(x)
         return pred.to(y.dtype), y
 
     def _decode(self, pred: torch.Tensor) -> torch.Tensor:
@@ -391,6 +455,7 @@ class Trainer:
         return {
             "epoch": self.epoch,
             "batch_index": self.batch_index,
+            "epoch_samples": self.batch_index * self.config.batch_size * self.dist.world_size,
             "sampler_seed": self.sampler.seed,
             "world_size": self.sampler.world_size,
             "best_metric": self.best_metric,
@@ -403,18 +468,23 @@ class Trainer:
     def _checkpoint(self) -> None:
         if self._last_saved_step == self.global_step and self.last_checkpoint is not None:
             return
-        self.last_checkpoint = save_checkpoint(
-            self.out_dir,
-            self.global_step,
-            model=self.model,
-            optimizer=self.optimizer,
-            scheduler=self.scheduler,
-            scaler=self.scaler,
-            state=self._state(),
-            keep_last=self.config.keep_last,
-        )
+        barrier()
+        if self.dist.is_main:  # rank 0 writes; the others wait so nobody reads a half-written one
+            self.last_checkpoint = save_checkpoint(
+                self.out_dir,
+                self.global_step,
+                model=self.model,
+                optimizer=self.optimizer,
+                scheduler=self.scheduler,
+                scaler=self.scaler,
+                state=self._state(),
+                keep_last=self.config.keep_last,
+            )
+            log.info("checkpoint %s", self.last_checkpoint)
+        else:
+            self.last_checkpoint = checkpoint_path(self.out_dir, self.global_step)
+        barrier()
         self._last_saved_step = self.global_step
-        log.info("checkpoint %s", self.last_checkpoint)
 
     def _restore(self, path: str | Path) -> None:
         state = load_checkpoint(
@@ -437,9 +507,22 @@ class Trainer:
                 state["sampler_seed"],
             )
         if state.get("world_size", 1) != self.sampler.world_size:
-            log.warning("resuming with a different world size; bitwise equality is not promised")
+            # positions count global samples: map the epoch position onto this run's global batch
+            seen = int(state.get("epoch_samples", self.batch_index * self.config.batch_size))
+            self.batch_index = seen // (self.config.batch_size * self.sampler.world_size)
+            if self.batch_index >= self.steps_per_epoch:  # the old run had finished this epoch
+                self.epoch, self.batch_index = self.epoch + 1, 0
+            log.warning(
+                "resuming a run of world size %d with world size %d: continuing at batch %d of epoch "
+                "%d; bitwise equality with an uninterrupted run is not promised",
+                state.get("world_size", 1),
+                self.sampler.world_size,
+                self.batch_index,
+                self.epoch,
+            )
+        self._check_schedule_length()
         self.last_checkpoint, self._last_saved_step = Path(state["path"]), self.global_step
-        log.info(
+        self._info(
             "resumed from %s at step %d (epoch %d, batch %d)",
             state["path"],
             self.global_step,
@@ -451,9 +534,8 @@ class Trainer:
         values = {"loss": loss, "lr": self._lr(), "it_per_s": rate}
         if norm is not None:
             values["grad_norm"] = norm
-        assert self._logger is not None
-        self._logger.log(values, step=self.global_step, epoch=self.epoch, split="train")
-        if line:
+        self._log(values, "train")
+        if line and self.dist.is_main:
             log.info(
                 "step %d/%d epoch %d: loss %.4g, lr %.3g, grad norm %s, %.1f it/s",
                 self.global_step,
@@ -465,8 +547,32 @@ class Trainer:
                 rate,
             )
 
+    def _log(self, values: dict[str, float], split: str) -> None:
+        if self._logger is not None:  # rank 0 only
+            self._logger.log(values, step=self.global_step, epoch=self.epoch, split=split)
+
+    def _info(self, msg: str, *args: Any) -> None:
+        if self.dist.is_main:
+            log.info(msg, *args)
+
+    def _check_schedule_length(self) -> None:
+        """A restored OneCycle schedule cannot be stretched: refuse a resume that would step past it."""
+        sched = self.scheduler
+        if not isinstance(sched, torch.optim.lr_scheduler.OneCycleLR):
+            return
+        cfg = self.config
+        needed = cfg.max_epochs if cfg.scheduler_unit == "epoch" else self.total_steps
+        if needed is not None and needed > sched.total_steps:
+            unit = "epochs" if cfg.scheduler_unit == "epoch" else "steps"
+            raise ValueError(
+                f"the checkpoint's OneCycle schedule lasts {sched.total_steps} {unit}, but this run "
+                f"asks for {needed}: a one-cycle schedule cannot be extended after the fact. Keep "
+                "max_steps/max_epochs as in the checkpointed run, or start a new run from its weights "
+                "(resume=None, loading the checkpoint's model.safetensors)"
+            )
+
     def _bar(self) -> Any:
-        if not sys.stderr.isatty():
+        if not self.dist.is_main or not sys.stderr.isatty():
             return None
         try:
             from tqdm.auto import tqdm
@@ -491,7 +597,7 @@ class Trainer:
         def handler(signum: int, frame: Any) -> None:
             log.warning("signal %d: finishing the step, then checkpointing", signum)
             self._signal = signum
-            self._stop = True
+            self._stop_requested = True
 
         old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
