@@ -207,7 +207,9 @@ def _krypy_row() -> str:
 
 
 # ------------------------------------------------------------------------------------- driver
-def bench_family(name: str, s: int, N: int, tol: float, seed: int, pcs: list[str]) -> list[dict]:
+def bench_family(
+    name: str, s: int, N: int, tol: float, seed: int, pcs: list[str], *, user: bool = True
+) -> list[dict]:
     systems, feats = make_family(name, s, N, seed)
     n = s * s
     t0 = time.perf_counter()
@@ -258,6 +260,10 @@ def bench_family(name: str, s: int, N: int, tol: float, seed: int, pcs: list[str
         row("gcrodr-random", pc, run_ours(systems, rnd, gcro), "random")
         row("gcrodr-skr", pc, run_ours(systems, skr, gcro), "skr")
 
+    if not user:
+        summary = {"family": name, "n": n, "systems": N, "tol": tol, "sort_ms": 1e3 * sort_s}
+        return [*rows, {**summary, "column": "summary", **_paper_ratios(rows, pcs)}]
+
     # (b) the user's best independent solvers
     direct = run_ours(systems, range(N), Direct)
     row("indep:direct", "-", direct, "given")
@@ -302,7 +308,6 @@ def bench_family(name: str, s: int, N: int, tol: float, seed: int, pcs: list[str
         row(label, pc, acc, "skr", chain=chain)
 
     # ratios
-    get = {(r["column"], r["pc"]): r for r in rows}
     indep = [r for r in rows if r["column"].startswith("indep:") and not r["failed"]]
     rec = [r for r in rows if r["column"].startswith("recycled:") and not r["failed"]]
     reu = [r for r in rows if r["column"].startswith("reused-only:") and not r["failed"]]
@@ -317,12 +322,7 @@ def bench_family(name: str, s: int, N: int, tol: float, seed: int, pcs: list[str
         "sort_ms": 1e3 * sort_s,
         "column": "summary",
     }
-    for pc in pcs:
-        a, o, g = (get[(c, pc)] for c in ("scipy-gmres40", "gmres40", "gcrodr-skr"))
-        summary[f"paper_ratio_{pc}"] = a["ms"] / g["ms_total"]
-        summary[f"its_ratio_{pc}"] = a["its"] / max(g["its"], 1e-9)
-        summary[f"ours_ratio_{pc}"] = o["ms"] / g["ms_total"]  # our GMRES(40) / GCRO-DR SKR
-        summary[f"skr_vs_random_{pc}"] = get[("gcrodr-random", pc)]["ms"] / g["ms_total"]
+    summary.update(_paper_ratios(rows, pcs))
     if best_i and best_r:
         summary["best_indep"] = best_i["column"]
         summary["best_indep_ms"] = best_i["ms_total"]
@@ -337,6 +337,18 @@ def bench_family(name: str, s: int, N: int, tol: float, seed: int, pcs: list[str
     return rows
 
 
+def _paper_ratios(rows: list[dict], pcs: list[str]) -> dict:
+    get = {(r["column"], r["pc"]): r for r in rows}
+    out = {}
+    for pc in pcs:
+        a, o, g = (get[(c, pc)] for c in ("scipy-gmres40", "gmres40", "gcrodr-skr"))
+        out[f"paper_ratio_{pc}"] = a["ms"] / g["ms_total"]
+        out[f"its_ratio_{pc}"] = a["its"] / max(g["its"], 1e-9)
+        out[f"ours_ratio_{pc}"] = o["ms"] / g["ms_total"]  # our GMRES(40) / GCRO-DR SKR
+        out[f"skr_vs_random_{pc}"] = get[("gcrodr-random", pc)]["ms"] / g["ms_total"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="n = 50², 20 systems, tol 1e-8")
@@ -345,6 +357,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default=None, help="grid sides, e.g. 50,100")
     p.add_argument("--tols", default=None, help="e.g. 1e-5,1e-8")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--pcs",
+        default=None,
+        help="preconditioners of the paper columns, e.g. ras,asm (default: none,jacobi,ilu[,amg])",
+    )
+    p.add_argument(
+        "--paper-only", action="store_true", help="only (a), the paper's columns; skip (b)"
+    )
+    p.add_argument("--name", default=None, help="results file name (default skr / skr_quick)")
     args = p.parse_args(argv)
     fams = [f.strip() for f in args.families.split(",") if f.strip()]
     for f in fams:
@@ -370,9 +391,11 @@ def main(argv: list[str] | None = None) -> int:
             pcs = ["none", "jacobi", "ilu"] + (["amg"] if SPD[f] else [])
             if s >= 100 and not args.quick:
                 pcs = ["ilu"] + (["amg"] if SPD[f] else [])
+            if args.pcs:
+                pcs = [pc.strip() for pc in args.pcs.split(",") if pc.strip()]
             for tol in tols:
                 Ns = n_big if (s >= 100 and not args.quick) else N
-                rows += bench_family(f, s, Ns, tol, args.seed, pcs)
+                rows += bench_family(f, s, Ns, tol, args.seed, pcs, user=not args.paper_only)
     elapsed = time.perf_counter() - t_start
 
     detail_cols = ["family", "n", "tol", "column", "pc", "ms", "its", "max_res", "maxiter_hits"]
@@ -382,7 +405,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table(detail, detail_cols))
     summ = [r for r in rows if r["column"] == "summary"]
     pcs_all = [
-        pc for pc in ("none", "jacobi", "ilu", "amg") if any(f"paper_ratio_{pc}" in r for r in summ)
+        pc
+        for pc in ("none", "jacobi", "ilu", "asm", "ras", "amg")
+        if any(f"paper_ratio_{pc}" in r for r in summ)
     ]
     cols = ["family", "n", "tol", "sort_ms"]
     for key in ("paper_ratio", "its_ratio", "ours_ratio", "skr_vs_random"):
@@ -427,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
             "BLAS single-threaded (OPENBLAS_NUM_THREADS=1); shared machine, timings noisy",
         ],
     }
-    path = save("skr_quick" if args.quick else "skr", rows, **meta)
+    path = save(args.name or ("skr_quick" if args.quick else "skr"), rows, **meta)
     print(f"wrote {path}")
     return 0
 

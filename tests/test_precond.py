@@ -9,6 +9,7 @@ import torch
 
 from neuralops.solvers import (
     AMG,
+    ASM,
     CG,
     GMRES,
     IC0,
@@ -182,3 +183,47 @@ def test_registry_and_factory():
         M = make_preconditioner(name, A)
         assert M.apply(r).shape == (36,) and M.setup_seconds > 0 and M.name == name
         assert type(M).__name__ in repr(M)
+
+
+def test_asm_without_overlap_is_block_jacobi():
+    A = gallery.convection_diffusion(8, eps=0.3).tocsr()  # nonsymmetric, 64 unknowns
+    M = make_preconditioner("asm", A, n_subdomains=4, overlap=0)
+    dense = A.toarray()
+    blocks = np.zeros_like(dense)
+    for i in range(4):
+        s = slice(16 * i, 16 * (i + 1))
+        blocks[s, s] = np.linalg.inv(dense[s, s])
+    r = np.random.default_rng(0).standard_normal(64)
+    np.testing.assert_allclose(M.apply(r), blocks @ r, rtol=1e-12, atol=1e-12)
+
+
+def test_asm_is_symmetric_ras_is_not_and_overlap_helps():
+    A = gallery.poisson((24, 24))
+    rng = np.random.default_rng(1)
+    v, w = rng.standard_normal((2, 576))
+    asm = make_preconditioner("asm", A, n_subdomains=6, overlap=2)
+    assert asm.symmetric and abs(v @ asm.apply(w) - w @ asm.apply(v)) < 1e-12 * np.linalg.norm(v)
+    ras = make_preconditioner("ras", A, n_subdomains=6, overlap=2)
+    assert not ras.symmetric and ras.name == "ras"
+    b = np.ones(576)
+    its = {
+        ov: pcg(A, b, M=ASM(A, n_subdomains=6, overlap=ov), rtol=1e-8).iterations
+        for ov in (0, 1, 3)
+    }
+    plain = cg(A, b, rtol=1e-8).iterations
+    assert (
+        plain > its[0] > its[1] > its[3]
+    )  # a one-level method: overlap is what couples subdomains
+    for M in (asm, ras):
+        sol = gmres(A, b, M=M, rtol=1e-10)
+        assert sol.converged and np.linalg.norm(b - A @ sol.x) < 1e-9 * np.linalg.norm(b)
+
+
+def test_asm_bad_input():
+    A = gallery.poisson((4, 4))
+    with pytest.raises(ValueError, match="n_subdomains"):
+        ASM(A, n_subdomains=17)
+    with pytest.raises(ValueError, match="overlap"):
+        ASM(A, overlap=-1)
+    with pytest.raises(ValueError, match="labels"):
+        ASM(A, labels=np.zeros(3, dtype=int))

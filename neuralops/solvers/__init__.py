@@ -5,7 +5,7 @@
 - operators: :func:`as_operator` over scipy sparse, dense, torch CSR and matvec callables;
 - Krylov: :class:`CG` (PCG), :class:`GMRES` (flexible), shortcuts :func:`cg`, :func:`pcg`,
   :func:`gmres`; sparse direct: :class:`Direct` (:meth:`Direct.factorize` for reuse);
-- preconditioners: :class:`Identity`, :class:`Jacobi`, :class:`IC0`, :class:`ILU`, :class:`AMG`,
+- preconditioners: :class:`Identity`, :class:`Jacobi`, :class:`IC0`, :class:`ILU`, :class:`AMG`, :class:`ASM`,
   :class:`NetworkPreconditioner`, by name via :func:`make_preconditioner`;
 - by name: :func:`make_solver`, :data:`SOLVERS`, :data:`PRECONDITIONERS`; test matrices:
   :mod:`neuralops.solvers.gallery`;
@@ -31,6 +31,7 @@ from neuralops.solvers.operators import (
 )
 from neuralops.solvers.precond import (
     AMG,
+    ASM,
     IC0,
     ILU,
     PRECONDITIONERS,
@@ -57,6 +58,7 @@ _LAZY = {
 
 __all__ = [
     "AMG",
+    "ASM",
     "CG",
     "GMRES",
     "IC0",
