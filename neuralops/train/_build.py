@@ -20,6 +20,8 @@ __all__ = [
     "NonFiniteLossError",
     "build_optimizer",
     "build_scheduler",
+    "collate",
+    "is_graph",
     "make_loader",
     "resolve_device",
     "seed_everything",
@@ -149,6 +151,22 @@ class IndexedDataset(torch.utils.data.Dataset):
         return idx, self.data[idx]
 
 
+def is_graph(sample: Any) -> bool:
+    """Whether a sample is a PyTorch Geometric ``Data`` (checked without importing PyG)."""
+    return hasattr(sample, "edge_index") and hasattr(sample, "num_nodes")
+
+
+def collate(items: list[tuple[int, Any]]) -> tuple[torch.Tensor, Any]:
+    """``(indices, batch)``: PyG ``Data`` samples become one ``Batch``; dict samples are stacked."""
+    indices = torch.tensor([i for i, _ in items])
+    samples = [s for _, s in items]
+    if is_graph(samples[0]):
+        from torch_geometric.data import Batch
+
+        return indices, Batch.from_data_list(samples)
+    return indices, torch.utils.data.default_collate(samples)
+
+
 def _seed_worker(seed: int, epoch: int, worker_id: int) -> None:
     s = mix_seed(seed, epoch, worker_id)
     torch.manual_seed(s)
@@ -181,6 +199,7 @@ def make_loader(
         num_workers=num_workers,
         worker_init_fn=partial(_seed_worker, seed, epoch) if num_workers else None,
         generator=gen,
+        collate_fn=collate,
         pin_memory=pin_memory,
         drop_last=False,
     )

@@ -43,25 +43,49 @@ def _reduce(values: torch.Tensor, reduction: str) -> torch.Tensor:
     raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
 
 
+def _graph_sq_sums(x: torch.Tensor, batch: torch.Tensor, per_channel: bool) -> torch.Tensor:
+    """Per-graph sums of squares of node features ``(n_nodes, C)``: ``(graphs,)`` or ``(graphs, C)``."""
+    n_graphs = int(batch.max()) + 1 if batch.numel() else 0
+    x2 = x.reshape(x.shape[0], -1).square()
+    out = x2.new_zeros(n_graphs, x2.shape[1]).index_add_(0, batch, x2)
+    return out if per_channel else out.sum(-1)
+
+
 def rel_l2(
     pred: torch.Tensor,
     target: torch.Tensor,
     *,
     per_channel: bool = False,
     reduction: str = "mean",
+    batch: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Relative L2 error ``||pred - target||_2 / ||target||_2`` per sample over channels and points.
 
-    ``pred``, ``target``: ``(batch, channels, *spatial)``. Returns the mean over samples (a scalar, or
+    ``pred``, ``target``: ``(batch, channels, *spatial)``; or, for a batch of graphs, node features
+    ``(n_nodes, channels)`` with ``batch`` ``(n_nodes,)`` the graph of each node (PyG's
+    ``Batch.batch``): a sample is then a graph. Returns the mean over samples (a scalar, or
     ``(channels,)`` with ``per_channel=True``), or per-sample values with ``reduction="none"``.
 
     >>> y = torch.ones(2, 1, 4)
     >>> float(rel_l2(2 * y, y))
     1.0
+    >>> nodes = torch.ones(5, 1)      # two graphs of 3 and 2 nodes; the second one is exact
+    >>> rel_l2(nodes * torch.tensor([[2.], [2.], [2.], [1.], [1.]]), nodes, batch=torch.tensor([0, 0, 0, 1, 1]),
+    ...        reduction="none")
+    tensor([1., 0.])
     """
-    _check(pred, target)
-    num = _sq_sums(pred - target, per_channel)
-    den = _sq_sums(target, per_channel)
+    if batch is not None:
+        if pred.shape != target.shape or pred.ndim != 2 or batch.shape != pred.shape[:1]:
+            raise ValueError(
+                "graph rel_l2 needs pred and target of shape (n_nodes, channels) and batch of shape "
+                f"(n_nodes,); got {tuple(pred.shape)}, {tuple(target.shape)}, {tuple(batch.shape)}"
+            )
+        num = _graph_sq_sums(pred - target, batch, per_channel)
+        den = _graph_sq_sums(target, batch, per_channel)
+    else:
+        _check(pred, target)
+        num = _sq_sums(pred - target, per_channel)
+        den = _sq_sums(target, per_channel)
     return _reduce(torch.sqrt(num / den.clamp_min(_EPS)), reduction)
 
 
@@ -107,6 +131,7 @@ def rel_h1(
     lengths: Sequence[float] | float = 1.0,
     per_channel: bool = False,
     reduction: str = "mean",
+    batch: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Relative H1 error: ``sqrt((||e||^2 + ||grad e||^2) / (||y||^2 + ||grad y||^2))`` per sample.
 
@@ -115,6 +140,8 @@ def rel_h1(
     second-order finite differences otherwise; the quadrature weights cancel in the ratio. Returns as
     :func:`rel_l2`.
     """
+    if batch is not None:
+        raise ValueError("rel_h1 needs gridded fields; graph batches support rel_l2 only")
     _check(pred, target)
     if pred.ndim < 3:
         raise ValueError(f"rel_h1 needs spatial axes; got shape {tuple(pred.shape)}")

@@ -28,6 +28,7 @@ from neuralops.train._build import (
     NonFiniteLossError,
     build_optimizer,
     build_scheduler,
+    is_graph,
     make_loader,
     resolve_device,
     seed_everything,
@@ -114,6 +115,13 @@ class Trainer:
         self.train_data, self.val_data = train_data, val_data
         self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "loss")
         self.loss_fn = get_metric(loss)
+        #: PyG graph samples: the model is called as model(batch), losses and metrics per graph
+        self.graph = is_graph(train_data[0])
+        if self.graph and "rel_h1" in metrics:
+            log.warning("rel_h1 needs gridded fields; graph data are evaluated with rel_l2 only")
+            metrics = [m for m in metrics if m != "rel_h1"]
+        if self.graph and loss == "rel_h1":
+            raise ValueError("loss 'rel_h1' needs gridded fields; use 'rel_l2' for graph data")
         self.metric_fns = {name: get_metric(name) for name in metrics}
         self.normalizer = normalizer
         self.callbacks = list(callbacks)
@@ -222,15 +230,16 @@ class Trainer:
         )
         acc = {name: MeanMetric() for name in ("loss", *self.metric_fns)}
         for _, batch in loader:
-            pred, target_n = self._forward(batch, self.model)
+            pred, target_n, target, graph = self._forward(batch, self.model)
+            kw = {} if graph is None else {"batch": graph}
             if self.loss_fn in METRICS.values():
-                acc["loss"].update(self.loss_fn(pred, target_n, reduction="none"))
-            else:  # a custom batch-mean loss: weight it by the batch size
-                acc["loss"].update(self.loss_fn(pred, target_n).detach().expand(pred.shape[0]))
+                acc["loss"].update(self.loss_fn(pred, target_n, reduction="none", **kw))
+            else:  # a custom batch-mean loss: weight it by the number of samples
+                n = pred.shape[0] if graph is None else batch.num_graphs
+                acc["loss"].update(self.loss_fn(pred, target_n).detach().expand(n))
             phys = self._decode(pred)
-            target = batch["target"].to(self.device)
             for name, fn in self.metric_fns.items():
-                acc[name].update(fn(phys.to(target.dtype), target, reduction="none"))
+                acc[name].update(fn(phys.to(target.dtype), target, reduction="none", **kw))
         for a in acc.values():
             a.all_reduce()
         return {name: a.compute() for name, a in acc.items()}
@@ -345,8 +354,11 @@ class Trainer:
         """One optimizer step; returns the loss and the gradient norm (None when not computed)."""
         cfg = self.config
         self.net.train()
-        pred, target_n = self._forward(batch, self.net)
-        loss = self.loss_fn(pred, target_n)
+        pred, target_n, _, graph = self._forward(batch, self.net)
+        builtin = graph is not None and self.loss_fn in METRICS.values()
+        loss = (
+            self.loss_fn(pred, target_n, batch=graph) if builtin else self.loss_fn(pred, target_n)
+        )
         value, finite = self._reduce_loss(loss)
         if not finite:
             return self._bad_step(indices, value, "loss"), None
@@ -427,24 +439,41 @@ class Trainer:
         self._stop = bool(flag.item())
 
     def _forward(
-        self, batch: dict[str, Any], net: torch.nn.Module
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Model output and the (normalized) target, both ``(batch, C_out, *S)``, in the target dtype."""
+        self, batch: Any, net: torch.nn.Module
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(output, normalized target, target, graph index)``.
+
+        Grid batches: ``(batch, C_out, *S)`` tensors and graph index None. PyG batches: node features
+        ``(n_nodes, C_out)`` and ``batch.batch``; the model gets the whole batch with ``x`` encoded.
+        """
+        dtype = _AMP.get(self.config.precision)
+        norm = self.normalizer
+        if self.graph:
+            batch = batch.to(self.device)
+            y = batch.y
+            y_n = y if norm is None else norm.encode(y, key="target", channels_last=True)
+            if norm is not None:
+                batch.x = norm.encode(batch.x, key="input", channels_last=True)
+            with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+                pred = net(batch)
+            return pred.to(y.dtype), y_n, y, batch.batch
         x = batch["input"].to(self.device, non_blocking=True)
         y = batch["target"].to(self.device, non_blocking=True)
-        if self.normalizer is not None:
-            x = self.normalizer.encode(x, key="input")
-            y = self.normalizer.encode(y, key="target")
-        dtype = _AMP.get(self.config.precision)
+        y_n = y
+        if norm is not None:
+            x = norm.encode(x, key="input")
+            y_n = norm.encode(y, key="target")
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             if "time" in batch:
                 pred = net(x, batch["time"].to(self.device))
             else:
                 pred = net(x)
-        return pred.to(y.dtype), y
+        return pred.to(y.dtype), y_n, y, None
 
     def _decode(self, pred: torch.Tensor) -> torch.Tensor:
-        return pred if self.normalizer is None else self.normalizer.decode(pred, key="target")
+        if self.normalizer is None:
+            return pred
+        return self.normalizer.decode(pred, key="target", channels_last=self.graph)
 
     # ------------------------------------------------------------------------------ state and logging
 
