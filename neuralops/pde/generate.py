@@ -246,13 +246,15 @@ def generate(
     keep_staging: bool = False,
     progress: bool | None = None,
     stop_after: int | None = None,
+    dask: str | None = None,
 ) -> GenerateReport:
     """Generate (or resume) the dataset a recipe describes; returns a :class:`GenerateReport`.
 
     ``limit`` computes at most that many more samples; ``assemble`` writes the file from
     whatever is staged (the rest pending); ``stop_after`` stops after that many committed units,
     as a kill would (a test hook). Staged units are removed once the complete file is written,
-    unless ``keep_staging``.
+    unless ``keep_staging``. ``dask="local"`` or ``"tcp://HOST:PORT"`` computes the units on a Dask
+    cluster (extra ``distributed``); this process stays the only writer and the file is the same.
     """
     t0 = time.perf_counter()
     if not isinstance(recipe, Recipe):
@@ -312,7 +314,13 @@ def generate(
     bar = _Progress(d.n_samples, len(done), progress)
     try:
         if chosen:
-            for results in run_pool(recipe, compute_unit, chosen, workers):
+            if dask:
+                from neuralops.pde._dask import run_dask
+
+                stream = run_dask(recipe, "compute_unit", chosen, dask, workers)
+            else:
+                stream = run_pool(recipe, compute_unit, chosen, workers)
+            for results in stream:
                 for i, arrays in results:
                     commit_unit(staging, i, arrays, recipe.sha256)
                     computed += 1

@@ -40,6 +40,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--keep-staging", action="store_true", help="keep per-sample staging files")
     p.add_argument("--no-progress", action="store_true", help="log lines instead of a bar")
+    p.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="compute on a Dask cluster: 'local' (a LocalCluster of --workers processes) or "
+        "tcp://HOST:PORT (needs the 'distributed' extra)",
+    )
     a = p.parse_args(argv)
     from neuralops.pde.generate import generate
 
@@ -54,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             assemble=a.assemble,
             keep_staging=a.keep_staging,
             progress=False if a.no_progress else None,
+            dask=a.dask,
         )
     except DataError as exc:
         print(f"error: {exc}")
