@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["data_loader", "solvers_iteration", "relax", "skr"]
+BENCHMARKS = ["data_loader", "data_generation", "solvers_iteration", "relax", "skr"]
 
 
 def main(argv: list[str]) -> int:
