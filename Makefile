@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test test-all lint format bench clean
+.PHONY: install demo test test-all lint format bench krypy-venv clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ format: install
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+# krypy's RecyclingGmres (a column of benchmarks/skr.py) needs numpy < 2: its own pinned venv
+krypy-venv:
+	$(PYTHON) -m venv .venv-krypy
+	.venv-krypy/bin/python -m pip install --quiet "numpy==1.26.4" "scipy==1.11.4" "krypy==2.2.0"
 
 clean:
 	rm -rf demo_out .pytest_cache build *.egg-info

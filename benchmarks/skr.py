@@ -25,8 +25,11 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import math  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -50,6 +53,8 @@ from neuralops.solvers.krylov import CG, GMRES  # noqa: E402
 from neuralops.solvers.precond import make_preconditioner  # noqa: E402
 from neuralops.solvers.recycling import GCRODR  # noqa: E402
 from neuralops.solvers.sorting import skr_order  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
 
 FAMILIES = ("darcy", "thermal", "poisson", "helmholtz", "convdiff")
 SPD = {"darcy": True, "thermal": True, "poisson": True, "helmholtz": True, "convdiff": False}
@@ -198,12 +203,61 @@ def run_ours(systems, order, make_solver: Callable[[], object], *, per_chain: in
     return acc
 
 
+KRYPY_MAXITER = 1000  # krypy's GMRES is not restarted: its basis grows with the iterations
+
+
+def _krypy_python() -> str | None:
+    """The interpreter of the pinned krypy environment (``make krypy-venv``), if there is one."""
+    import os
+
+    path = os.environ.get("NEURALOPS_KRYPY_PYTHON") or str(ROOT / ".venv-krypy" / "bin" / "python")
+    return path if Path(path).exists() else None
+
+
 def _krypy_row() -> str:
-    try:
-        import krypy  # noqa: F401
-    except Exception as exc:  # ImportError, or AttributeError under numpy 2
-        return f"unavailable ({type(exc).__name__}: {str(exc)[:60]})"
-    return "importable (not run)"
+    py = _krypy_python()
+    if py is None:
+        return "unavailable (no pinned krypy environment: make krypy-venv)"
+    p = subprocess.run([py, "-c", "import krypy; print(krypy.__version__)"], capture_output=True)
+    if p.returncode:
+        return f"unavailable ({p.stderr.decode()[-80:].strip()})"
+    return f"krypy {p.stdout.decode().strip()} in {py}"
+
+
+def run_krypy(systems, order, pc, tol, spd) -> dict | None:
+    """krypy RecyclingGmres (RitzFactorySimple, 20 vectors) over ``order``, in the pinned venv."""
+    py = _krypy_python()
+    if py is None or pc not in ("none", "ilu"):
+        return None
+    arrays = {"n": systems[0][0].shape[0], "count": len(order), "tol": tol, "pc": pc, "spd": spd}
+    arrays["maxiter"] = KRYPY_MAXITER
+    for pos, i in enumerate(order):
+        A, b = systems[i]
+        A = sp.csr_matrix(A)
+        arrays.update(
+            {f"data_{pos}": A.data, f"indices_{pos}": A.indices, f"indptr_{pos}": A.indptr}
+        )
+        arrays[f"b_{pos}"] = b
+    with tempfile.TemporaryDirectory() as tmp:
+        np.savez(f"{tmp}/in.npz", **arrays)
+        p = subprocess.run(
+            [
+                py,
+                str(Path(__file__).with_name("_krypy_runner.py")),
+                f"{tmp}/in.npz",
+                f"{tmp}/out.json",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if p.returncode:
+            print(f"  krypy failed: {p.stderr[-500:]}", flush=True)
+            return None
+        res = json.loads(Path(f"{tmp}/out.json").read_text())
+    acc = _acc()
+    acc["times"], acc["its"], acc["res"] = res["seconds"], res["iterations"], res["residual"]
+    acc["hits"] = sum(int(i >= KRYPY_MAXITER) for i in res["iterations"])
+    return acc
 
 
 # ------------------------------------------------------------------------------------- driver
@@ -259,6 +313,9 @@ def bench_family(
         gcro = lambda: wrap(GCRODR(m=40, k=20, **cap))  # noqa: E731
         row("gcrodr-random", pc, run_ours(systems, rnd, gcro), "random")
         row("gcrodr-skr", pc, run_ours(systems, skr, gcro), "skr")
+        kr = run_krypy(systems, skr, pc, tol, spd)
+        if kr is not None:
+            row("krypy-recycling", pc, kr, "skr")
 
     if not user:
         summary = {"family": name, "n": n, "systems": N, "tol": tol, "sort_ms": 1e3 * sort_s}
@@ -346,6 +403,8 @@ def _paper_ratios(rows: list[dict], pcs: list[str]) -> dict:
         out[f"its_ratio_{pc}"] = a["its"] / max(g["its"], 1e-9)
         out[f"ours_ratio_{pc}"] = o["ms"] / g["ms_total"]  # our GMRES(40) / GCRO-DR SKR
         out[f"skr_vs_random_{pc}"] = get[("gcrodr-random", pc)]["ms"] / g["ms_total"]
+        if ("krypy-recycling", pc) in get:  # krypy's time / ours (> 1: ours is faster)
+            out[f"krypy_vs_ours_{pc}"] = get[("krypy-recycling", pc)]["ms"] / g["ms_total"]
     return out
 
 
@@ -410,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
         if any(f"paper_ratio_{pc}" in r for r in summ)
     ]
     cols = ["family", "n", "tol", "sort_ms"]
-    for key in ("paper_ratio", "its_ratio", "ours_ratio", "skr_vs_random"):
+    for key in ("paper_ratio", "its_ratio", "ours_ratio", "skr_vs_random", "krypy_vs_ours"):
         cols += [f"{key}_{pc}" for pc in pcs_all]
     print("\n## (a) Paper metric: scipy GMRES(40) / GCRO-DR(40,20) SKR, same preconditioner\n")
     print("its_ratio: iterations; ours_ratio: our GMRES(40) / GCRO-DR SKR; skr_vs_random:")
