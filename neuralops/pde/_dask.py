@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -47,10 +46,9 @@ def _client(address: str, workers: int) -> Iterator[Any]:
     except ImportError:
         raise RecipeError(f"--dask needs dask.distributed: {_INSTALL}") from None
     if address == "local":
-        single = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-        saved = {k: os.environ.get(k) for k in single}
-        os.environ.update(single)  # inherited by the spawned worker processes
-        try:
+        from neuralops.pde._workers import single_threaded_env
+
+        with single_threaded_env():  # inherited by the spawned worker processes
             cluster = LocalCluster(
                 n_workers=max(1, workers),
                 threads_per_worker=1,
@@ -58,12 +56,6 @@ def _client(address: str, workers: int) -> Iterator[Any]:
                 host="127.0.0.1",
                 dashboard_address=":0",
             )
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
         with cluster, Client(cluster) as client:
             yield client
         return

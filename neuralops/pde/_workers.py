@@ -8,6 +8,7 @@ recycle space, so re-running an interrupted chain from its start reproduces it e
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing as mp
 import os
 import time
@@ -19,7 +20,14 @@ from neuralops.data.errors import RecipeError
 from neuralops.data.schema import FAILED, OK, SolverRecord
 from neuralops.pde.recipe import Recipe, parse_recipe
 
-__all__ = ["sample_rng", "build", "run_pool", "compute_unit", "compute_features"]
+__all__ = [
+    "sample_rng",
+    "build",
+    "run_pool",
+    "compute_unit",
+    "compute_features",
+    "single_threaded_env",
+]
 
 _THREAD_VARS = (
     "OMP_NUM_THREADS",
@@ -128,23 +136,30 @@ def compute_features(indices: tuple[int, ...]) -> list[tuple[int, np.ndarray]]:
     return out
 
 
-def run_pool(recipe: Recipe, fn, units: Sequence, workers: int, *, ordered=False) -> Iterator:
-    """Map ``fn`` over ``units`` in spawned workers with one thread each; yields as they finish."""
-    ctx = mp.get_context("spawn")
+@contextlib.contextmanager
+def single_threaded_env() -> Iterator[None]:
+    """One BLAS/OpenMP thread in processes started inside the block (the environment is restored)."""
     saved = {k: os.environ.get(k) for k in _THREAD_VARS}
     os.environ.update({k: "1" for k in _THREAD_VARS})
     try:
-        pool = ctx.Pool(
-            max(1, min(workers, len(units))),
-            initializer=_init,
-            initargs=(recipe.text, recipe.source),
-        )
+        yield
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def run_pool(recipe: Recipe, fn, units: Sequence, workers: int, *, ordered=False) -> Iterator:
+    """Map ``fn`` over ``units`` in spawned workers with one thread each; yields as they finish."""
+    ctx = mp.get_context("spawn")
+    with single_threaded_env():
+        pool = ctx.Pool(
+            max(1, min(workers, len(units))),
+            initializer=_init,
+            initargs=(recipe.text, recipe.source),
+        )
     try:
         mapper = pool.imap if ordered else pool.imap_unordered
         yield from mapper(fn, units, chunksize=1)
