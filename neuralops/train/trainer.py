@@ -359,9 +359,6 @@ class Trainer:
         loss = (
             self.loss_fn(pred, target_n, batch=graph) if builtin else self.loss_fn(pred, target_n)
         )
-        value, finite = self._reduce_loss(loss)
-        if not finite:
-            return self._bad_step(indices, value, "loss"), None
         self.optimizer.zero_grad(set_to_none=True)
         if self.scaler is not None:
             self.scaler.scale(loss).backward()
@@ -369,11 +366,16 @@ class Trainer:
         else:
             loss.backward()
         params = [p for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
-        norm = None
+        norm_t = None
         if cfg.grad_clip_norm is not None:
-            norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip_norm))
+            norm_t = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip_norm)
         elif self.scaler is None:
-            norm = float(torch.nn.utils.get_total_norm([p.grad for p in params]))
+            norm_t = torch.nn.utils.get_total_norm([p.grad for p in params])
+        # the one host sync of the step: loss and gradient norm together (nothing has been
+        # updated yet, so a non-finite value only costs the wasted backward)
+        value, norm, finite = self._finite_check(loss, norm_t)
+        if not math.isfinite(value) or not finite:
+            return self._bad_step(indices, value, "loss"), None
         if self.scaler is None and norm is not None and not math.isfinite(norm):
             return self._bad_step(indices, value, "gradient norm"), norm
         if self.scaler is not None:
@@ -406,15 +408,22 @@ class Trainer:
         log.warning("skipping step (%d consecutive): %s", self.bad_steps, err)
         return value
 
-    def _reduce_loss(self, loss: torch.Tensor) -> tuple[float, bool]:
-        """The loss (mean over ranks under DDP) and whether it is finite on **every** rank.
+    def _finite_check(
+        self, loss: torch.Tensor, norm: torch.Tensor | None
+    ) -> tuple[float, float | None, bool]:
+        """``(loss, gradient norm, loss finite on every rank)`` in one host transfer.
 
-        The one host sync of a step; under DDP one all-reduce of (loss, non-finite flag), so all ranks
-        take the same decision and none waits in a collective the others skip.
+        The loss is the mean over ranks under DDP, where one all-reduce of (loss, non-finite flag)
+        lets all ranks take the same decision, so none waits in a collective the others skip. The
+        gradient norm is computed after DDP's gradient all-reduce, so it is the same on all ranks.
         """
-        value = float(loss.detach())
+        parts = [loss.detach().reshape(1).to(torch.float64)]
+        if norm is not None:
+            parts.append(norm.detach().reshape(1).to(device=loss.device, dtype=torch.float64))
+        values = torch.cat(parts).tolist()
+        value, gnorm = values[0], (values[1] if norm is not None else None)
         if not self.dist.is_distributed:
-            return value, math.isfinite(value)
+            return value, gnorm, math.isfinite(value)
         import torch.distributed as dist
 
         bad = not math.isfinite(value)
@@ -424,8 +433,8 @@ class Trainer:
         dist.all_reduce(buf)
         total, n_bad = buf.tolist()
         if n_bad:
-            return (value if bad else math.nan), False
-        return total / self.dist.world_size, True
+            return (value if bad else math.nan), gnorm, False
+        return total / self.dist.world_size, gnorm, True
 
     def _sync_stop(self) -> None:
         """Turn stop requests (a signal or ``request_stop()`` on any rank) into one decision for all."""
