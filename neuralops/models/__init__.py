@@ -15,6 +15,7 @@ from neuralops.models.base import (
 from neuralops.models.fno import FNO, FNOConfig
 from neuralops.models.mgno import MGNO_PRESETS, MgConv, MgNO, MgNOConfig
 from neuralops.models.spectral_conv import SpectralConv
+from neuralops.models.transolver import MeshTransformer, MeshTransformerConfig
 
 __all__ = [
     "FNO",
@@ -24,6 +25,8 @@ __all__ = [
     "MgConv",
     "MgNO",
     "MgNOConfig",
+    "MeshTransformer",
+    "MeshTransformerConfig",
     "ModelConfig",
     "PretrainedMixin",
     "SpectralConv",
