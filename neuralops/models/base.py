@@ -290,6 +290,12 @@ class PretrainedMixin:
         ]
         if mismatched:
             raise ValueError(f"{weights}: shape mismatch for {mismatched}")
+        # keep the stored precision (a float64 model comes back float64, bitwise)
+        stored = {v.dtype for v in state.values() if v.is_floating_point()}
+        built = {v.dtype for v in own.values() if v.is_floating_point()}
+        if len(stored) == 1 and stored != built:
+            dtype = stored.pop()  # real tensors only: complex (spectral) weights keep their type
+            model._apply(lambda t: t.to(dtype) if t.is_floating_point() else t)  # type: ignore[attr-defined]
         model.load_state_dict(  # type: ignore[attr-defined]
             {k: v for k, v in state.items() if k in own}, strict=False
         )
