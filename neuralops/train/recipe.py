@@ -2,12 +2,14 @@
 
 Tables (see ``docs``/``specs/training.md`` §4)::
 
-    [model]     type = "fno" | "mgno" plus the config-dataclass fields, or preset = "darcy_smooth" (MgNO);
+    [model]     type = "fno" | "mgno" | ... plus the config-dataclass fields, and/or a preset
+                (MgNO: "darcy_rough", "darcy_smooth", ...; FNO: "neuralop2", "neuralop2_w28", "li2020");
                 in_channels/out_channels default to the dataset's channel counts
     [data]      path = "x.h5" or recipe = "pde_data/x.toml" (its run.out, generated when missing);
                 inputs, targets, subsample, normalization = "gaussian" | "range" | "identity",
                 train_split, val_split, test_split
-    [train] [optim] [schedule]   TrainConfig fields, merged
+    [train] [optim] [schedule]   TrainConfig fields, merged; [train] also takes loss = "rel_l2" |
+                "rel_h1" (the training loss) and metrics = [...] (evaluation)
     [log]       out_dir, log_every, eval_every_epochs, checkpoint_every_steps, keep_last
 
 ``--set table.key=value`` overrides (the value is a TOML literal; a bare word is a string) are applied
@@ -57,7 +59,9 @@ DATA_KEYS = (
 )
 LOG_KEYS = ("out_dir", "log_every", "eval_every_epochs", "checkpoint_every_steps", "keep_last")
 NORMALIZATIONS = ("gaussian", "range", "identity")
-_TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+#: ``[train]`` keys that are not TrainConfig fields: the training loss and the evaluation metrics
+TRAINER_KEYS = ("loss", "metrics")
+_TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig)) + TRAINER_KEYS
 
 
 def _suggest(value: str, valid: Sequence[str]) -> str:
@@ -103,6 +107,8 @@ class TrainRecipe:
     config: TrainConfig
     resolved: Mapping[str, Any]
     source: str = "<string>"
+    loss: str = "rel_l2"
+    metrics: tuple[str, ...] = ("rel_l2", "rel_h1")
 
     def model_config(self, in_channels: int | None = None, out_channels: int | None = None):
         """The model's config dataclass; ``in/out_channels`` fill the fields the recipe leaves out."""
@@ -184,16 +190,20 @@ def _model_table(t: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     check_keys(t, _model_keys(model_type), "model")
     fields: dict[str, Any] = {}
     if preset is not None:
-        if model_type != "mgno":
-            raise RecipeError(f"'model.preset' is for MgNO only, not model type {model_type!r}")
+        from neuralops.models.fno import FNO_PRESETS
         from neuralops.models.mgno import MGNO_PRESETS
 
-        if preset not in MGNO_PRESETS:
+        presets = {"mgno": MGNO_PRESETS, "fno": FNO_PRESETS}.get(model_type)
+        if presets is None:
             raise RecipeError(
-                f"'model.preset' = {preset!r} is unknown{_suggest(str(preset), list(MGNO_PRESETS))} "
-                f"(valid presets: {', '.join(sorted(MGNO_PRESETS))})"
+                f"'model.preset' is for MgNO and FNO only, not model type {model_type!r}"
             )
-        fields.update(MGNO_PRESETS[preset])
+        if preset not in presets:
+            raise RecipeError(
+                f"'model.preset' = {preset!r} is unknown{_suggest(str(preset), list(presets))} "
+                f"(valid {model_type} presets: {', '.join(sorted(presets))})"
+            )
+        fields.update(presets[preset])
     fields.update(t)
     return model_type, fields
 
@@ -297,6 +307,19 @@ def parse_train_recipe(
             if key in merged and merged[key] != value:
                 raise RecipeError(f"'{name}.{key}' is set twice with different values")
             merged[key] = value
+    loss = merged.pop("loss", "rel_l2")
+    metrics = merged.pop("metrics", ["rel_l2", "rel_h1"])
+    from neuralops.train.metrics import METRICS
+
+    if loss not in METRICS:
+        raise RecipeError(
+            f"{source}: 'train.loss' = {loss!r} is not a loss{_suggest(str(loss), list(METRICS))} "
+            f"(choose one of {sorted(METRICS)})"
+        )
+    if not isinstance(metrics, list) or any(m not in METRICS for m in metrics):
+        raise RecipeError(
+            f"{source}: 'train.metrics' must be a list of {sorted(METRICS)}, got {metrics!r}"
+        )
     if "betas" in merged and isinstance(merged["betas"], list):
         merged["betas"] = tuple(merged["betas"])
     if "param_groups" in merged and isinstance(merged["param_groups"], list):
@@ -305,7 +328,9 @@ def parse_train_recipe(
         config = TrainConfig.from_dict(merged)
     except (TypeError, ValueError) as exc:
         raise RecipeError(f"{source}: {exc}") from None
-    return TrainRecipe(model_type, fields, data, config, resolved, source)
+    return TrainRecipe(
+        model_type, fields, data, config, resolved, source, loss=loss, metrics=tuple(metrics)
+    )
 
 
 def load_train_recipe(path: str | Path, overrides: Sequence[str] = ()) -> TrainRecipe:

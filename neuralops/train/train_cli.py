@@ -78,6 +78,8 @@ def _fit(rec: Any, recipe: str | Path, resume: str | None, env: Any) -> dict[str
         train_data=data["train"],
         val_data=data["val"],
         normalizer=data["normalizer"],
+        loss=rec.loss,
+        metrics=rec.metrics,
     )
     fit = trainer.fit(resume=None if resume in (None, "none") else resume)
     result: dict[str, Any] = {"fit": fit}
