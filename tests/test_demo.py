@@ -1,4 +1,4 @@
-"""The quickstart end to end on a tiny recipe: generation, PDEDataset, FNO training, figure."""
+"""The quickstart end to end on a tiny recipe: generation, PDEDataset, MgNO training, figure."""
 
 import json
 

@@ -1,8 +1,9 @@
-"""``neuralops demo quickstart``: generate a small Darcy set, train an FNO, evaluate, plot.
+"""``neuralops demo quickstart``: generate a small Darcy set, train MgNO, evaluate, plot.
 
 Runs on CPU in a few minutes. Every step uses the public API a user script would use:
-:func:`neuralops.pde.generate.generate`, :class:`neuralops.data.PDEDataset`, its normalizer and
-:class:`neuralops.models.FNO`.
+:func:`neuralops.pde.generate.generate`, :class:`neuralops.data.PDEDataset` and its normalizer,
+:class:`neuralops.models.MgNO` and :class:`neuralops.train.Trainer` (checkpoints in ``<out>/run``;
+an interrupted demo resumes where it stopped).
 """
 
 from __future__ import annotations
@@ -39,14 +40,16 @@ def quickstart(
     epochs: int = 30,
     batch_size: int = 16,
     lr: float = 3e-3,
+    resume: bool = True,
     workers: int | None = None,
     seed: int = 0,
     plot: bool = True,
 ) -> dict:
     """Run the quickstart; returns metrics (also written to ``<out>/metrics.json``)."""
     from neuralops.data import PDEDataset
-    from neuralops.models import FNO, FNOConfig
+    from neuralops.models import MgNO, MgNOConfig
     from neuralops.pde.generate import generate
+    from neuralops.train import TrainConfig, Trainer
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -59,38 +62,36 @@ def quickstart(
     train = PDEDataset(path, "train")
     test = PDEDataset(path, "test")
     norm = train.normalizer("gaussian")  # from the file's train-split statistics
-    loader = torch.utils.data.DataLoader(train, batch_size=batch_size, shuffle=True)
-    config = FNOConfig(
+    levels = max(1, min(4, int(np.log2(min(train.input_shape[1:]))) - 1))
+    config = MgNOConfig(
         in_channels=len(train.input_channels),
         out_channels=len(train.target_channels),
-        modes=(min(10, min(train.input_shape[1:]) // 2),) * 2,
         width=24,
-        lifting_channels=64,
-        projection_channels=64,
+        n_layers=4,
+        levels=levels,
     )
-    model = FNO(config)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * len(loader))
+    model = MgNO(config)
+    train_config = TrainConfig(
+        max_epochs=epochs,
+        batch_size=batch_size,
+        optimizer="adamw",
+        lr=lr,
+        weight_decay=1e-4,
+        scheduler="onecycle",
+        seed=seed,
+        log_every=max(1, (len(train) // batch_size) * 5),
+        out_dir=str(out / "run"),
+    )
     log.info(
-        "training FNO (%s parameters) on %d samples for %d epochs",
+        "training MgNO (%s parameters, %d levels) on %d samples for %d epochs",
         f"{model.n_params():,}",
+        levels,
         len(train),
         epochs,
     )
     t_train = time.perf_counter()
-    for epoch in range(epochs):
-        model.train()
-        total = 0.0
-        for batch in loader:
-            pred = norm.decode(model(norm.encode(batch["input"], key="input")), key="target")
-            loss = relative_l2(pred, batch["target"]).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(batch["input"])
-        if epoch % 5 == 4 or epoch == epochs - 1:
-            log.info("epoch %3d  train relative L2 %.4f", epoch + 1, total / len(train))
+    trainer = Trainer(model, train_config, train_data=train, normalizer=norm, metrics=("rel_l2",))
+    trainer.fit(resume="auto" if resume else None)
     train_seconds = time.perf_counter() - t_train
 
     model.eval()
@@ -107,7 +108,8 @@ def quickstart(
         "n_train": len(train),
         "n_test": len(test),
         "resolution": list(train.input_shape[1:]),
-        "model": "FNO",
+        "model": "MgNO",
+        "levels": levels,
         "parameters": model.n_params(),
         "epochs": epochs,
         "test_relative_l2": float(err.mean()),
@@ -141,7 +143,7 @@ def _plot(path: Path, a: torch.Tensor, u: torch.Tensor, pred: torch.Tensor) -> P
         ax.set_title(title)
         fig.colorbar(im, ax=ax, shrink=0.8)
     rel = float(relative_l2(pred[None], u[None]))
-    fig.suptitle(f"Darcy flow, FNO test sample: relative L2 error {rel:.3%}")
+    fig.suptitle(f"Darcy flow, MgNO test sample: relative L2 error {rel:.3%}")
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -155,12 +157,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", help="dataset path (default: the recipe's run.out)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--workers", type=int, help="generation workers")
+    p.add_argument(
+        "--restart", action="store_true", help="train afresh instead of resuming <out>/run"
+    )
     a = p.parse_args(argv)
-    m = quickstart(recipe=a.recipe, data=a.data, out=a.out, epochs=a.epochs, workers=a.workers)
+    m = quickstart(
+        recipe=a.recipe,
+        data=a.data,
+        out=a.out,
+        epochs=a.epochs,
+        workers=a.workers,
+        resume=not a.restart,
+    )
     print(
         f"test relative L2 error: {m['test_relative_l2']:.4f} "
         f"(+- {m['test_relative_l2_std']:.4f}) on {m['n_test']} test samples at "
-        f"{'x'.join(map(str, m['resolution']))}; FNO with {m['parameters']:,} parameters, "
+        f"{'x'.join(map(str, m['resolution']))}; MgNO with {m['parameters']:,} parameters, "
         f"{m['epochs']} epochs in {m['train_seconds']:.0f} s"
     )
     if "figure" in m:
