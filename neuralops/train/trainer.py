@@ -518,7 +518,7 @@ class Trainer:
                 state=self._state(),
                 keep_last=self.config.keep_last,
             )
-            log.info("checkpoint %s", self.last_checkpoint)
+            log.debug("checkpoint %s", self.last_checkpoint)
         else:
             self.last_checkpoint = checkpoint_path(self.out_dir, self.global_step)
         barrier()
