@@ -158,3 +158,36 @@ def test_plain_module_without_config(tmp_path):
         opt2.state_dict()["state"][0]["momentum_buffer"],
         opt.state_dict()["state"][0]["momentum_buffer"],
     )
+
+
+class _WithExtraState(torch.nn.Module):
+    """A third-party style module whose state dict holds a non-tensor entry (like neuraloperator)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 3)
+        self.meta = {"n_modes": [4, 4], "name": "x"}
+
+    def get_extra_state(self):
+        return self.meta
+
+    def set_extra_state(self, state):
+        self.meta = state
+
+    def forward(self, x):
+        return self.lin(x)
+
+
+def test_non_tensor_extra_state_round_trips_as_json(tmp_path):
+    from neuralops.train.checkpoint import load_checkpoint, save_checkpoint
+
+    model = _WithExtraState()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    path = save_checkpoint(
+        tmp_path, 1, model=model, optimizer=opt, scheduler=None, scaler=None, state={}
+    )
+    other = _WithExtraState()
+    other.meta = {}
+    load_checkpoint(path, model=other, optimizer=None, scheduler=None, scaler=None)
+    assert other.meta == {"n_modes": [4, 4], "name": "x"}
+    assert torch.equal(other.lin.weight, model.lin.weight)

@@ -155,9 +155,23 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return getattr(model, "module", model)  # DDP / DataParallel
 
 
-def _model_tensors(model: torch.nn.Module) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """CPU copies of the state dict with storage-sharing (tied) tensors stored once, plus the aliases."""
-    return dedup_state_dict(model.state_dict())
+def _model_tensors(
+    model: torch.nn.Module,
+) -> tuple[dict[str, torch.Tensor], dict[str, str], dict[str, Any]]:
+    """CPU copies of the state dict with storage-sharing (tied) tensors stored once, the aliases, and
+    the non-tensor entries (``get_extra_state``, e.g. neuraloperator's ``_metadata``) as JSON values."""
+    state = model.state_dict()
+    extra = {k: v for k, v in state.items() if not isinstance(v, torch.Tensor)}
+    for key, value in extra.items():
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            raise CheckpointError(
+                f"{type(model).__name__}.state_dict() entry {key!r} is a {type(value).__name__}, "
+                "neither a tensor nor JSON-serialisable; it cannot be checkpointed without pickle"
+            ) from None
+    tensors, aliases = dedup_state_dict({k: v for k, v in state.items() if k not in extra})
+    return tensors, aliases, extra
 
 
 def _write_model(model: torch.nn.Module, folder: Path) -> None:
@@ -169,9 +183,11 @@ def _write_model(model: torch.nn.Module, folder: Path) -> None:
                 _fsync_file(folder / name)
         return
     folder.mkdir(parents=True, exist_ok=True)
-    tensors, aliases = _model_tensors(model)
-    meta = {"aliases": json.dumps(aliases)} if aliases else None
-    _write(folder / MODEL_FILE, st_save(tensors, metadata=meta))
+    tensors, aliases, extra = _model_tensors(model)
+    meta = {"aliases": json.dumps(aliases)} if aliases else {}
+    if extra:
+        meta["extra_state"] = json.dumps(extra)
+    _write(folder / MODEL_FILE, st_save(tensors, metadata=meta or None))
 
 
 def _split_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
@@ -387,6 +403,7 @@ def load_checkpoint(
     tensors, meta = _load_tensors(folder / MODEL_FILE)
     for alias, source in json.loads(meta.get("aliases", "{}")).items():
         tensors[alias] = tensors[source]
+    tensors.update(json.loads(meta.get("extra_state", "{}")))  # non-tensor entries, as saved
     target = _unwrap(model)
     own = target.state_dict()
     missing, unexpected = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
@@ -395,7 +412,11 @@ def load_checkpoint(
             f"{folder / MODEL_FILE} does not match {type(target).__name__}: missing keys {missing}, "
             f"unexpected keys {unexpected}"
         )
-    shapes = [k for k in own if own[k].shape != tensors[k].shape]
+    shapes = [
+        k
+        for k in own
+        if isinstance(own[k], torch.Tensor) and own[k].shape != getattr(tensors[k], "shape", None)
+    ]
     if shapes:
         raise CheckpointError(
             f"{folder / MODEL_FILE}: shape mismatch for "
