@@ -11,7 +11,15 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["data_loader", "data_generation", "solvers_iteration", "relax", "skr"]
+BENCHMARKS = [
+    "data_loader",
+    "data_generation",
+    "solvers_iteration",
+    "relax",
+    "skr",
+    "trainer_overhead",
+    "mgno_vs_fno",
+]
 
 
 def main(argv: list[str]) -> int:
