@@ -159,19 +159,38 @@ def _model_tensors(
     model: torch.nn.Module,
 ) -> tuple[dict[str, torch.Tensor], dict[str, str], dict[str, Any]]:
     """CPU copies of the state dict with storage-sharing (tied) tensors stored once, the aliases, and
-    the non-tensor entries (``get_extra_state``, e.g. neuraloperator's ``_metadata``) as JSON values."""
+    the non-tensor entries (``get_extra_state``) that are JSON values.
+
+    A non-tensor entry that is not JSON (neuraloperator's ``_metadata`` holds its constructor
+    arguments, classes included) is left out with a warning: it would need pickle, and the model
+    rebuilt by the user's code already has it.
+    """
     state = model.state_dict()
-    extra = {k: v for k, v in state.items() if not isinstance(v, torch.Tensor)}
-    for key, value in extra.items():
+    extra: dict[str, Any] = {}
+    for key, value in state.items():
+        if isinstance(value, torch.Tensor):
+            continue
         try:
             json.dumps(value)
         except (TypeError, ValueError):
-            raise CheckpointError(
-                f"{type(model).__name__}.state_dict() entry {key!r} is a {type(value).__name__}, "
-                "neither a tensor nor JSON-serialisable; it cannot be checkpointed without pickle"
-            ) from None
-    tensors, aliases = dedup_state_dict({k: v for k, v in state.items() if k not in extra})
+            if key not in _WARNED_EXTRA:
+                _WARNED_EXTRA.add(key)
+                log.warning(
+                    "%s.state_dict() entry %r (%s) is neither a tensor nor JSON; not checkpointed "
+                    "(it would need pickle); the model keeps the value it is built with",
+                    type(model).__name__,
+                    key,
+                    type(value).__name__,
+                )
+            continue
+        extra[key] = value
+    tensors, aliases = dedup_state_dict(
+        {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    )
     return tensors, aliases, extra
+
+
+_WARNED_EXTRA: set[str] = set()
 
 
 def _write_model(model: torch.nn.Module, folder: Path) -> None:
@@ -406,7 +425,8 @@ def load_checkpoint(
     tensors.update(json.loads(meta.get("extra_state", "{}")))  # non-tensor entries, as saved
     target = _unwrap(model)
     own = target.state_dict()
-    missing, unexpected = sorted(set(own) - set(tensors)), sorted(set(tensors) - set(own))
+    missing = sorted(k for k in set(own) - set(tensors) if isinstance(own[k], torch.Tensor))
+    unexpected = sorted(set(tensors) - set(own))
     if missing or unexpected:
         raise CheckpointError(
             f"{folder / MODEL_FILE} does not match {type(target).__name__}: missing keys {missing}, "
@@ -422,7 +442,7 @@ def load_checkpoint(
             f"{folder / MODEL_FILE}: shape mismatch for "
             + ", ".join(f"{k}: {tuple(tensors[k].shape)} vs {tuple(own[k].shape)}" for k in shapes)
         )
-    target.load_state_dict(tensors)
+    target.load_state_dict(tensors, strict=False)  # every tensor key was checked above
     if optimizer is not None:
         opt_tensors, _ = _load_tensors(folder / OPTIMIZER_FILE)
         opt = state["optimizer"]
