@@ -22,6 +22,7 @@ __all__ = [
 #: family id -> "module:Class"; modules are imported only when a family is used
 FAMILIES: dict[str, str] = {
     "darcy": "neuralops.pde.darcy:DarcyFamily",
+    "ns2d_vorticity": "neuralops.pde.ns2d:NS2DVorticityFamily",
 }
 
 
