@@ -24,6 +24,7 @@ FAMILIES: dict[str, str] = {
     "darcy": "neuralops.pde.darcy:DarcyFamily",
     "ns2d_vorticity": "neuralops.pde.ns2d:NS2DVorticityFamily",
     "poisson": "neuralops.pde.poisson:PoissonFamily",
+    "helmholtz": "neuralops.pde.helmholtz:HelmholtzFamily",
     "burgers1d": "neuralops.pde.burgers:Burgers1DFamily",
     "allen_cahn": "neuralops.pde.allen_cahn:AllenCahnFamily",
 }

@@ -1,0 +1,72 @@
+"""Helmholtz with a variable coefficient: second order, the SPD flag, Krylov vs direct, the file."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse.linalg as spla
+
+from neuralops.data import PDEDataset
+from neuralops.data.errors import RecipeError
+from neuralops.pde.generate import generate
+from neuralops.pde.helmholtz import HelmholtzFamily, helmholtz_operator, manufactured_error
+from neuralops.pde.recipe import parse_recipe
+from neuralops.solvers import GMRES
+
+
+def test_second_order():
+    errs = [manufactured_error(n) for n in (16, 32, 64)]
+    orders = [math.log2(a / b) for a, b in zip(errs, errs[1:])]
+    assert all(p >= 1.9 for p in orders), (errs, orders)
+
+
+def test_spd_flag_follows_the_eigenvalue_bound():
+    rng = np.random.default_rng(0)
+    fam = HelmholtzFamily.from_config(
+        parse_recipe(RECIPE.format(out="x.h5", k=""), "x").dataset.grid, {}, {}
+    )
+    a = np.exp(0.3 * rng.standard_normal((17, 17)))
+    for k, expect in ((1.0, True), (12.0, False)):
+        prob = fam.assemble({"a": a, "k": np.asarray(k)})
+        lam = np.linalg.eigvalsh(prob.A.toarray()).min()
+        assert prob.meta["spd"] is expect and bool(lam > 0) is expect
+    prob = fam.assemble({"a": a, "k": np.asarray(12.0)})  # indefinite: GMRES still solves it
+    sol = GMRES(m=60, rtol=1e-10).solve(prob.A, prob.b)
+    ref = spla.spsolve(prob.A.tocsc(), prob.b)
+    assert sol.converged and np.abs(sol.x - ref).max() < 1e-7 * np.abs(ref).max()
+
+
+def test_operator_is_darcy_minus_shift():
+    a = np.ones((9, 9))
+    A = helmholtz_operator(a, 2.0)
+    np.testing.assert_allclose(A.diagonal(), 4 * 64 - 4.0)
+
+
+RECIPE = """
+[dataset]
+name = "h"
+pde = "helmholtz"
+n_samples = 6
+seed = 0
+splits = {{ train = 4, test = 2 }}
+grid = {{ size = [17, 17], store_stride = 2 }}
+{k}
+[run]
+out = "{out}"
+workers = 1
+"""
+
+
+def test_generated_file_records_k(tmp_path):
+    rep = generate(
+        parse_recipe(RECIPE.format(out=tmp_path / "h.h5", k=""), "h.toml"), progress=False
+    )
+    assert rep.complete and rep.n_ok == 6
+    s = PDEDataset(rep.path, "all")[0]
+    assert s["input"].shape == (1, 9, 9) and 0 <= float(s["params"][0]) <= 1
+
+
+def test_field_wavenumber_is_refused(tmp_path):
+    k = '[params.k]\nsampler = "grf"\nalpha = 2.0\ntau = 3.0'
+    with pytest.raises(RecipeError, match="params.k"):
+        generate(parse_recipe(RECIPE.format(out=tmp_path / "b.h5", k=k), "b.toml"), progress=False)
