@@ -25,6 +25,7 @@ FAMILIES: dict[str, str] = {
     "ns2d_vorticity": "neuralops.pde.ns2d:NS2DVorticityFamily",
     "poisson": "neuralops.pde.poisson:PoissonFamily",
     "helmholtz": "neuralops.pde.helmholtz:HelmholtzFamily",
+    "heat": "neuralops.pde.heat:HeatFamily",
     "burgers1d": "neuralops.pde.burgers:Burgers1DFamily",
     "allen_cahn": "neuralops.pde.allen_cahn:AllenCahnFamily",
 }
