@@ -128,7 +128,11 @@ class PDEDataset(torch.utils.data.Dataset):
         if isinstance(path_or_source, AbstractSource):
             self.source = path_or_source
         else:
-            self.source = H5Source(path_or_source, open_mode=open_mode)
+            from neuralops.data.foreign import open_foreign
+
+            # PDEBench and The Well files open through their own sources
+            foreign = open_foreign(path_or_source)
+            self.source = foreign or H5Source(path_or_source, open_mode=open_mode)
         src = self.source
         pending = int(np.count_nonzero(src.status == PENDING))
         if pending and not allow_incomplete:
