@@ -26,6 +26,7 @@ FAMILIES: dict[str, str] = {
     "poisson": "neuralops.pde.poisson:PoissonFamily",
     "helmholtz": "neuralops.pde.helmholtz:HelmholtzFamily",
     "heat": "neuralops.pde.heat:HeatFamily",
+    "thermal": "neuralops.pde.thermal:ThermalFamily",
     "burgers1d": "neuralops.pde.burgers:Burgers1DFamily",
     "allen_cahn": "neuralops.pde.allen_cahn:AllenCahnFamily",
 }

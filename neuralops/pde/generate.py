@@ -146,6 +146,7 @@ def _assemble(recipe: Recipe, family, out: Path, staging: Path) -> tuple[str, di
     d = recipe.dataset
     partial = out.with_name(out.name + ".partial")
     counts = {"ok": 0, "failed": 0, "pending": 0}
+    ragged = bool(getattr(family, "ragged", False))  # mesh families: fields per node + /mesh/pos
     writer = DatasetWriter(
         partial,
         pde=d.pde,
@@ -159,6 +160,8 @@ def _assemble(recipe: Recipe, family, out: Path, staging: Path) -> tuple[str, di
         extra_attrs={"solver_config": _solver_config(recipe)},
         fletcher32=recipe.run.fletcher32,
         compression=recipe.run.compression,
+        ragged=ragged,
+        mesh_dim=len(family.spatial_dims) if ragged else None,
     )
     with writer:
         for i in range(d.n_samples):
@@ -169,11 +172,12 @@ def _assemble(recipe: Recipe, family, out: Path, staging: Path) -> tuple[str, di
                 continue
             status = int(arrays["__status"])
             counts["ok" if status == OK else "failed"] += 1
+            fields = {k[2:]: v for k, v in arrays.items() if k.startswith("f:")}
+            pos = fields.pop("pos", None) if ragged else None
             writer.write_sample(
                 i,
-                fields={k[2:]: v for k, v in arrays.items() if k.startswith("f:")}
-                if status == OK
-                else None,
+                fields=fields if status == OK else None,
+                pos=pos if status == OK else None,
                 params={k[2:]: v for k, v in arrays.items() if k.startswith("p:")},
                 solver=SolverRecord(
                     int(arrays["__iterations"]),
