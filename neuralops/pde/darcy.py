@@ -40,6 +40,7 @@ from neuralops.pde.grf import (
     Chebyshev,
     Choice,
     LogUniform,
+    Multiscale,
     Sampler,
     Uniform,
     sampler_from_table,
@@ -101,6 +102,8 @@ def _positive(sampler: Sampler) -> bool | None:
         return min(sampler.values) > 0
     if isinstance(sampler, Chebyshev):
         return False
+    if isinstance(sampler, Multiscale):
+        return True
     return None
 
 
