@@ -32,16 +32,16 @@ DEFAULT = {
     "pde_data/darcy_smooth.toml": 40,
     "pde_data/darcy_rough.toml": 8,
 }
-OPTIONAL = {  # families added later; used when their recipe exists
-    "pde_data/darcy_multiscale.toml": 4,
+OPTIONAL = {  # every other family, at a CPU-sized recipe (samples chosen for tens of seconds)
+    "pde_data/darcy_multiscale_small.toml": 8,
     "pde_data/poisson_2d.toml": 40,
-    "pde_data/poisson_3d.toml": 8,
-    "pde_data/helmholtz.toml": 40,
+    "pde_data/poisson_3d.toml": 16,
+    "pde_data/helmholtz_skr.toml": 40,
     "pde_data/heat_transient.toml": 8,
-    "pde_data/heat_slot.toml": 20,
-    "pde_data/ns2d_vorticity.toml": 2,
-    "pde_data/burgers1d.toml": 8,
-    "pde_data/allen_cahn_2d.toml": 8,
+    "pde_data/thermal_slot.toml": 24,
+    "pde_data/ns2d_small.toml": 8,
+    "pde_data/burgers1d_fno.toml": 4,
+    "pde_data/allen_cahn_2d.toml": 2,
 }
 
 
