@@ -83,3 +83,17 @@ def test_bad_recipes(tmp_path):
     )
     with pytest.raises(RecipeError, match="epsilon"):
         generate(parse_recipe(text, "c.toml"), progress=False)
+
+
+def test_burgers_cfl_is_checked(tmp_path):
+    text = TINY.format(
+        pde="burgers1d",
+        size="[64]",
+        pde_opts="dt = 0.1\nt_end = 0.2\nrecord_every = 0.1",
+        out=tmp_path / "c.h5",
+    )
+    text = text.replace(
+        "[pde]", '[params.u0]\nsampler = "grf"\nalpha = 2.0\ntau = 5.0\nsigma = 250.0\n[pde]'
+    )
+    with pytest.raises(RecipeError, match="CFL"):
+        generate(parse_recipe(text, "c.toml"), progress=False)

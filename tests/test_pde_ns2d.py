@@ -94,3 +94,13 @@ def test_odd_grid_is_refused(tmp_path):
     text = RECIPE.format(out=tmp_path / "c.h5", extra="").replace("[32, 32]", "[33, 33]")
     with pytest.raises(RecipeError, match="even integers"):
         generate(parse_recipe(text, "c.toml"), progress=False)
+
+
+def test_unstable_time_step_is_refused_before_any_work(tmp_path):
+    text = RECIPE.format(out=tmp_path / "u.h5", extra="").replace("dt = 0.01", "dt = 0.05")
+    text = text.replace("record_every = 0.1", "record_every = 0.1\n").replace(
+        "t_end = 0.5", "t_end = 0.5"
+    )
+    with pytest.raises(RecipeError, match="CFL"):
+        generate(parse_recipe(text, "u.toml"), progress=False)
+    assert not (tmp_path / "u.h5").exists() and not (tmp_path / "u.h5.staging").exists()

@@ -118,7 +118,25 @@ class Burgers1DFamily(AbstractPDEFamily):
         nu = options.get("viscosity", cls.options["viscosity"])
         if isinstance(nu, bool) or not isinstance(nu, int | float) or not nu > 0:
             raise RecipeError(f"'pde.viscosity' must be a number > 0, got {nu!r}")
-        return cls(grid, u0, float(nu), TimeOptions.from_options(options, cls.options))
+        family = cls(grid, u0, float(nu), TimeOptions.from_options(options, cls.options))
+        family.check_cfl()
+        return family
+
+    #: ETDRK4 treats the nonlinearity explicitly; the diffusion (exact) helps, so the limit is loose
+    CFL_LIMIT: ClassVar[float] = 4.0
+
+    def check_cfl(self) -> float:
+        """``max|u0| dt / dx`` from one initial draw; :class:`RecipeError` above the limit."""
+        s = self.grid.size[0]
+        speed = float(np.abs(self.u0.sample(np.random.default_rng(0), (s,))).max())
+        cfl = speed * self.time.dt * s
+        if cfl > self.CFL_LIMIT:
+            raise RecipeError(
+                f"'pde.dt' = {self.time.dt:g} is unstable on {s} points: CFL max|u0| dt / dx ~ "
+                f"{cfl:.2f} > {self.CFL_LIMIT} (max|u0| ~ {speed:.2f}); use dt <= "
+                f"{self.CFL_LIMIT / (max(speed, 1e-12) * s):.2g}"
+            )
+        return cfl
 
     @property
     def spatial_dims(self) -> list[str]:

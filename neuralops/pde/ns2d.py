@@ -148,7 +148,31 @@ class NS2DVorticityFamily(AbstractPDEFamily):
         if forcing not in FORCINGS:
             raise RecipeError(f"'pde.forcing' must be one of {FORCINGS}, got {forcing!r}")
         t = TimeOptions.from_options(options, cls.options)
-        return cls(grid, omega0, float(nu), forcing, t)
+        family = cls(grid, omega0, float(nu), forcing, t)
+        family.check_cfl()
+        return family
+
+    #: explicit Euler advection: reject dt with max|u| dt / dx above this before any work
+    CFL_LIMIT: ClassVar[float] = 1.0
+
+    def check_cfl(self) -> float:
+        """Estimate the advective CFL number ``max|u| dt / dx`` from one initial draw (``u`` at least
+        1, the order of the forced flow) and raise :class:`RecipeError` when it exceeds the limit."""
+        s = self.grid.size[0]
+        w0 = np.asarray(self.omega0.sample(np.random.default_rng(0), (s, s)))
+        st = VorticitySolver(s, self.viscosity, self.time.dt)
+        w_hat = sfft.rfft2(w0, workers=1)
+        u = sfft.irfft2(st.iky * w_hat * st.inv_lap, s=(s, s), workers=1)
+        v = sfft.irfft2(-st.ikx * w_hat * st.inv_lap, s=(s, s), workers=1)
+        speed = max(1.0, float(np.abs(u).max()), float(np.abs(v).max()))
+        cfl = speed * self.time.dt * s
+        if cfl > self.CFL_LIMIT:
+            raise RecipeError(
+                f"'pde.dt' = {self.time.dt:g} is unstable on the {s}^2 grid: CFL max|u| dt / dx "
+                f"~ {cfl:.2f} > {self.CFL_LIMIT} (max|u| ~ {speed:.2f}); use dt <= "
+                f"{self.CFL_LIMIT / (speed * s):.2g}"
+            )
+        return cfl
 
     @property
     def spatial_dims(self) -> list[str]:
