@@ -20,6 +20,64 @@ def test_second_order():
     assert all(p >= 1.9 for p in orders), (errs, orders)
 
 
+def test_second_order_with_an_indefinite_variable_wavenumber():
+    errs = [manufactured_error(n, 12.0, variable=True) for n in (32, 64, 128)]
+    orders = [math.log2(a / b) for a, b in zip(errs, errs[1:])]
+    assert all(p >= 1.9 for p in orders), (errs, orders)
+
+
+HF = """
+[dataset]
+name = "hf"
+pde = "helmholtz"
+n_samples = 4
+seed = 0
+splits = {{ train = 3, test = 1 }}
+grid = {{ size = [33, 33], store_stride = 1 }}
+[pde]
+omega = 250.0
+[params.a]
+sampler = "choice"
+values = [1.0]
+[params.c]
+sampler = "grf"
+alpha = 2.0
+tau = 3.0
+boundary = "neumann"
+[solver]
+method = "{method}"
+preconditioner = "{pre}"
+rtol = 1e-10
+[run]
+out = "{out}"
+workers = 1
+"""
+
+
+def test_variable_wavenumber_files_are_indefinite_and_refuse_cg(tmp_path):
+    with pytest.raises(RecipeError, match="indefinite"):
+        generate(
+            parse_recipe(HF.format(method="cg", pre="none", out=tmp_path / "c.h5"), "c"),
+            progress=False,
+        )
+    d = generate(
+        parse_recipe(HF.format(method="direct", pre="none", out=tmp_path / "d.h5"), "d"),
+        progress=False,
+    )
+    g = generate(
+        parse_recipe(HF.format(method="gmres", pre="ilu", out=tmp_path / "g.h5"), "g"),
+        progress=False,
+    )
+    assert d.n_ok == g.n_ok == 4
+    sd, sg = PDEDataset(d.path, "all")[0], PDEDataset(g.path, "all")[0]
+    assert sd["input"].shape == (2, 33, 33)  # a and k(x)
+    k = sd["input"][1].numpy()
+    assert 250 / 21 <= k.min() and k.max() <= 250 / 19 and k.std() > 0
+    np.testing.assert_allclose(
+        sg["target"].numpy(), sd["target"].numpy(), atol=1e-6 * float(sd["target"].abs().max())
+    )
+
+
 def test_spd_flag_follows_the_eigenvalue_bound():
     rng = np.random.default_rng(0)
     fam = HelmholtzFamily.from_config(

@@ -53,6 +53,12 @@ def build(recipe: Recipe):
         family = family_cls.from_config(recipe.dataset.grid, recipe.params, recipe.pde_options)
     except RecipeError as exc:
         raise RecipeError(f"{recipe.source}: {exc}") from None
+    if recipe.solver.method in ("cg", "pcg") and not getattr(family, "spd_guaranteed", True):
+        raise RecipeError(
+            f"{recipe.source}: 'solver.method' = {recipe.solver.method!r} needs symmetric positive "
+            f"definite systems, but {recipe.dataset.pde} systems can be indefinite; use "
+            "method = \"gmres\" (with a preconditioner) or \"direct\""
+        )
     if recipe.solver.preconditioner == "amg":
         try:
             import pyamg  # noqa: F401
