@@ -10,15 +10,18 @@ cuts it into time windows or all2all pairs.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from neuralops.data.errors import RecipeError
+from neuralops.data.schema import SolverRecord
+from neuralops.pde.base import SampleResult
 
-__all__ = ["TimeOptions", "periodic_coords", "check_periodic_grid"]
+__all__ = ["TimeOptions", "integrate", "periodic_coords", "check_periodic_grid"]
 
 
 def _number(
@@ -98,3 +101,21 @@ def check_periodic_grid(size: tuple[int, ...], stride: int, dims: int, family: s
 def periodic_coords(size: tuple[int, ...], stride: int, names: tuple[str, ...]) -> dict:
     """Coordinates of the stored periodic grid on [0, 1)^d (endpoint excluded)."""
     return {n: np.arange(0, s, stride) / s for n, s in zip(names, size, strict=True)}
+
+
+def integrate(
+    run: Callable[[], np.ndarray], steps: int, store: Callable[[np.ndarray], dict]
+) -> SampleResult:
+    """Run a time integration ``run() -> trajectory``; a ``FloatingPointError`` (divergence) makes
+    a failed sample with its time, otherwise the fields ``store(trajectory)`` with ``steps`` as the
+    iteration count."""
+    t0 = time.perf_counter()
+    try:
+        traj = run()
+    except FloatingPointError as exc:
+        rec = SolverRecord(seconds=time.perf_counter() - t0)
+        return SampleResult({}, {}, rec, failed=True, error=str(exc))
+    rec = SolverRecord(
+        iterations=steps, residual=0.0, seconds=time.perf_counter() - t0, converged=True
+    )
+    return SampleResult(store(traj), {}, rec)

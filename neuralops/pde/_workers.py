@@ -57,7 +57,7 @@ def build(recipe: Recipe):
         raise RecipeError(
             f"{recipe.source}: 'solver.method' = {recipe.solver.method!r} needs symmetric positive "
             f"definite systems, but {recipe.dataset.pde} systems can be indefinite; use "
-            "method = \"gmres\" (with a preconditioner) or \"direct\""
+            'method = "gmres" (with a preconditioner) or "direct"'
         )
     if recipe.solver.preconditioner == "amg":
         try:

@@ -13,7 +13,6 @@ kinks on the periodic interval, far apart compared with ``eps``) does not move.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -23,10 +22,15 @@ import numpy as np
 import scipy.fft as sfft
 
 from neuralops.data.errors import RecipeError
-from neuralops.data.schema import FieldSpec, SolverRecord
-from neuralops.pde._timeseries import TimeOptions, check_periodic_grid, periodic_coords
+from neuralops.data.schema import FieldSpec
+from neuralops.pde._timeseries import (
+    TimeOptions,
+    check_periodic_grid,
+    integrate,
+    periodic_coords,
+)
 from neuralops.pde.base import AbstractPDEFamily, GridConfig, SampleResult
-from neuralops.pde.burgers import etdrk4_coefficients
+from neuralops.pde.burgers import etdrk4_coefficients, etdrk4_run
 from neuralops.pde.grf import Sampler, sampler_from_table
 from neuralops.pde.recipe import check_keys
 
@@ -42,8 +46,7 @@ class AllenCahnSolver:
         ks.append(np.fft.rfftfreq(shape[-1], d=1.0 / shape[-1]))
         grids = np.meshgrid(*ks, indexing="ij")
         k2 = sum((2 * np.pi * g) ** 2 for g in grids)
-        L = 1.0 - eps**2 * k2
-        self.E, self.E2, self.Q, self.f1, self.f2, self.f3 = etdrk4_coefficients(L, dt)
+        self.coefficients = etdrk4_coefficients(1.0 - eps**2 * k2, dt)
         self.axes = tuple(range(-len(shape), 0))
 
     def _N(self, v: np.ndarray) -> np.ndarray:
@@ -51,24 +54,12 @@ class AllenCahnSolver:
         return sfft.rfftn(-(u**3), axes=self.axes, workers=1)
 
     def run(self, u0: np.ndarray, n_records: int, steps_per_record: int) -> np.ndarray:
+        def physical(v):
+            return sfft.irfftn(v, s=self.shape, axes=self.axes, workers=1)
+
         v = sfft.rfftn(u0, axes=self.axes, workers=1)
-        out = np.empty((n_records + 1, *self.shape))
-        out[0] = u0
-        E, E2, Q, f1, f2, f3 = self.E, self.E2, self.Q, self.f1, self.f2, self.f3
-        for r in range(1, n_records + 1):
-            for _ in range(steps_per_record):
-                Nv = self._N(v)
-                a = E2 * v + Q * Nv
-                Na = self._N(a)
-                b = E2 * v + Q * Na
-                Nb = self._N(b)
-                c = E2 * a + Q * (2 * Nb - Nv)
-                Nc = self._N(c)
-                v = E * v + f1 * Nv + 2 * f2 * (Na + Nb) + f3 * Nc
-            out[r] = sfft.irfftn(v, s=self.shape, axes=self.axes, workers=1)
-            if not np.all(np.isfinite(out[r])):
-                raise FloatingPointError("the solution became non-finite; lower dt")
-        return out
+        frames = etdrk4_run(v, self._N, self.coefficients, n_records, steps_per_record, physical)
+        return np.stack([np.asarray(u0, dtype=np.float64), *frames])
 
 
 @dataclass(frozen=True)
@@ -137,25 +128,19 @@ class AllenCahnFamily(AbstractPDEFamily):
         return {"u0": np.asarray(self.u0.sample(rng, shape), dtype=np.float64).reshape(shape)}
 
     def solve(self, params: Mapping[str, np.ndarray], solver: Any = None) -> SampleResult:
-        t0 = time.perf_counter()
-        n = self.time.n_snapshots - 1
-        try:
-            traj = AllenCahnSolver(tuple(self.grid.size), self.epsilon, self.time.dt).run(
+        n, st = self.time.n_snapshots - 1, self.grid.store_stride
+
+        def store(traj: np.ndarray) -> dict:
+            stored = traj[(slice(None), *[slice(None, None, st)] * (traj.ndim - 1))]
+            return {"u": np.ascontiguousarray(stored, np.float32)}
+
+        return integrate(
+            lambda: AllenCahnSolver(tuple(self.grid.size), self.epsilon, self.time.dt).run(
                 np.asarray(params["u0"]), n, self.time.steps_per_record
-            )
-        except FloatingPointError as exc:
-            return SampleResult(
-                {}, {}, SolverRecord(seconds=time.perf_counter() - t0), failed=True, error=str(exc)
-            )
-        rec = SolverRecord(
-            iterations=n * self.time.steps_per_record,
-            residual=0.0,
-            seconds=time.perf_counter() - t0,
-            converged=True,
+            ),
+            n * self.time.steps_per_record,
+            store,
         )
-        st = self.grid.store_stride
-        stored = traj[(slice(None), *[slice(None, None, st)] * (traj.ndim - 1))]
-        return SampleResult({"u": np.ascontiguousarray(stored, np.float32)}, {}, rec)
 
     @staticmethod
     def kink_drift(s: int, eps: float, dt: float, t_end: float) -> float:

@@ -14,7 +14,6 @@ solving the heat equation, ``u = -2 nu phi_x / phi`` is an exact solution (Coleâ
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -24,13 +23,18 @@ import numpy as np
 import scipy.fft as sfft
 
 from neuralops.data.errors import RecipeError
-from neuralops.data.schema import FieldSpec, SolverRecord
-from neuralops.pde._timeseries import TimeOptions, check_periodic_grid, periodic_coords
+from neuralops.data.schema import FieldSpec
+from neuralops.pde._timeseries import (
+    TimeOptions,
+    check_periodic_grid,
+    integrate,
+    periodic_coords,
+)
 from neuralops.pde.base import AbstractPDEFamily, GridConfig, SampleResult
 from neuralops.pde.grf import Sampler, sampler_from_table
 from neuralops.pde.recipe import check_keys
 
-__all__ = ["Burgers1DFamily", "BurgersSolver", "etdrk4_coefficients"]
+__all__ = ["Burgers1DFamily", "BurgersSolver", "etdrk4_coefficients", "etdrk4_run"]
 
 
 def etdrk4_coefficients(L: np.ndarray, dt: float, m: int = 32) -> tuple[np.ndarray, ...]:
@@ -46,6 +50,35 @@ def etdrk4_coefficients(L: np.ndarray, dt: float, m: int = 32) -> tuple[np.ndarr
     return E, E2, Q, f1, f2, f3
 
 
+def etdrk4_run(
+    v: np.ndarray,
+    nonlinear,
+    coefficients: tuple[np.ndarray, ...],
+    n_records: int,
+    steps_per_record: int,
+    to_physical,
+) -> list[np.ndarray]:
+    """ETDRK4 steps from the spectral state ``v``; returns ``to_physical(v)`` every
+    ``steps_per_record`` steps (``n_records`` of them). ``nonlinear(v)`` is the spectral ``N(u)``."""
+    E, E2, Q, f1, f2, f3 = coefficients
+    out = []
+    for _ in range(n_records):
+        for _ in range(steps_per_record):
+            Nv = nonlinear(v)
+            a = E2 * v + Q * Nv
+            Na = nonlinear(a)
+            b = E2 * v + Q * Na
+            Nb = nonlinear(b)
+            c = E2 * a + Q * (2 * Nb - Nv)
+            Nc = nonlinear(c)
+            v = E * v + f1 * Nv + 2 * f2 * (Na + Nb) + f3 * Nc
+        u = to_physical(v)
+        if not np.all(np.isfinite(u)):
+            raise FloatingPointError("the solution became non-finite; lower dt")
+        out.append(u)
+    return out
+
+
 class BurgersSolver:
     """ETDRK4 for viscous Burgers on ``s`` periodic points; :meth:`run` returns snapshots."""
 
@@ -54,32 +87,19 @@ class BurgersSolver:
         k = np.fft.rfftfreq(s, d=1.0 / s)  # 0..s/2
         self.g = -0.5j * 2 * np.pi * k  # N(u)^ = -(1/2) i k (u^2)^
         self.g *= np.abs(k) <= 2.0 / 3.0 * (s // 2)  # dealias
-        L = -nu * (2 * np.pi * k) ** 2
-        self.E, self.E2, self.Q, self.f1, self.f2, self.f3 = etdrk4_coefficients(L, dt)
+        self.coefficients = etdrk4_coefficients(-nu * (2 * np.pi * k) ** 2, dt)
 
     def _N(self, v: np.ndarray) -> np.ndarray:
         u = sfft.irfft(v, n=self.s, workers=1)
         return self.g * sfft.rfft(u * u, workers=1)
 
     def run(self, u0: np.ndarray, n_records: int, steps_per_record: int) -> np.ndarray:
+        def physical(v):
+            return sfft.irfft(v, n=self.s, workers=1)
+
         v = sfft.rfft(u0, workers=1)
-        out = np.empty((n_records + 1, self.s))
-        out[0] = u0
-        E, E2, Q, f1, f2, f3 = self.E, self.E2, self.Q, self.f1, self.f2, self.f3
-        for r in range(1, n_records + 1):
-            for _ in range(steps_per_record):
-                Nv = self._N(v)
-                a = E2 * v + Q * Nv
-                Na = self._N(a)
-                b = E2 * v + Q * Na
-                Nb = self._N(b)
-                c = E2 * a + Q * (2 * Nb - Nv)
-                Nc = self._N(c)
-                v = E * v + f1 * Nv + 2 * f2 * (Na + Nb) + f3 * Nc
-            out[r] = sfft.irfft(v, n=self.s, workers=1)
-            if not np.all(np.isfinite(out[r])):
-                raise FloatingPointError("the solution became non-finite; lower dt")
-        return out
+        frames = etdrk4_run(v, self._N, self.coefficients, n_records, steps_per_record, physical)
+        return np.stack([np.asarray(u0, dtype=np.float64), *frames])
 
 
 @dataclass(frozen=True)
@@ -164,25 +184,14 @@ class Burgers1DFamily(AbstractPDEFamily):
 
     def solve(self, params: Mapping[str, np.ndarray], solver: Any = None) -> SampleResult:
         """ETDRK4 to ``t_end``; ``solver`` is unused (the linear part is diagonal in Fourier)."""
-        t0 = time.perf_counter()
-        s = self.grid.size[0]
-        n = self.time.n_snapshots - 1
-        try:
-            traj = BurgersSolver(s, self.viscosity, self.time.dt).run(
+        s, n, st = self.grid.size[0], self.time.n_snapshots - 1, self.grid.store_stride
+        return integrate(
+            lambda: BurgersSolver(s, self.viscosity, self.time.dt).run(
                 np.asarray(params["u0"]), n, self.time.steps_per_record
-            )
-        except FloatingPointError as exc:
-            return SampleResult(
-                {}, {}, SolverRecord(seconds=time.perf_counter() - t0), failed=True, error=str(exc)
-            )
-        rec = SolverRecord(
-            iterations=n * self.time.steps_per_record,
-            residual=0.0,
-            seconds=time.perf_counter() - t0,
-            converged=True,
+            ),
+            n * self.time.steps_per_record,
+            lambda traj: {"u": np.ascontiguousarray(traj[:, ::st], np.float32)},
         )
-        st = self.grid.store_stride
-        return SampleResult({"u": np.ascontiguousarray(traj[:, ::st], np.float32)}, {}, rec)
 
     @staticmethod
     def cole_hopf(x: np.ndarray, t: float, nu: float) -> np.ndarray:

@@ -21,7 +21,6 @@ vorticity decays as ``exp(-8 pi^2 nu t)``: Crank–Nicolson reproduces it to sec
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -31,8 +30,13 @@ import numpy as np
 import scipy.fft as sfft
 
 from neuralops.data.errors import RecipeError
-from neuralops.data.schema import FieldSpec, SolverRecord
-from neuralops.pde._timeseries import TimeOptions, check_periodic_grid, periodic_coords
+from neuralops.data.schema import FieldSpec
+from neuralops.pde._timeseries import (
+    TimeOptions,
+    check_periodic_grid,
+    integrate,
+    periodic_coords,
+)
 from neuralops.pde.base import AbstractPDEFamily, GridConfig, SampleResult
 from neuralops.pde.grf import Sampler, sampler_from_table
 from neuralops.pde.recipe import check_keys
@@ -201,23 +205,14 @@ class NS2DVorticityFamily(AbstractPDEFamily):
 
     def solve(self, params: Mapping[str, np.ndarray], solver: Any = None) -> SampleResult:
         """Integrate to ``t_end``; ``solver`` is unused (the scheme is explicit/diagonal in Fourier)."""
-        t0 = time.perf_counter()
-        s = self.grid.size[0]
+        s, n, st = self.grid.size[0], self.time.n_snapshots - 1, self.grid.store_stride
         forcing = fno_forcing(s) if self.forcing == "fno" else None
         stepper = VorticitySolver(s, self.viscosity, self.time.dt, forcing)
-        n_records = self.time.n_snapshots - 1
-        try:
-            traj = stepper.run(np.asarray(params["omega0"]), n_records, self.time.steps_per_record)
-        except FloatingPointError as exc:
-            rec = SolverRecord(seconds=time.perf_counter() - t0)
-            return SampleResult({}, {}, rec, failed=True, error=str(exc))
-        st = self.grid.store_stride
-        steps = n_records * self.time.steps_per_record
-        record = SolverRecord(
-            iterations=steps, residual=0.0, seconds=time.perf_counter() - t0, converged=True
+        return integrate(
+            lambda: stepper.run(np.asarray(params["omega0"]), n, self.time.steps_per_record),
+            n * self.time.steps_per_record,
+            lambda traj: {"vorticity": np.ascontiguousarray(traj[:, ::st, ::st], np.float32)},
         )
-        fields = {"vorticity": np.ascontiguousarray(traj[:, ::st, ::st], dtype=np.float32)}
-        return SampleResult(fields, {}, record)
 
     @staticmethod
     def taylor_green_error(s: int, nu: float, dt: float, t_end: float) -> float:
