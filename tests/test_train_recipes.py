@@ -50,3 +50,26 @@ def test_smoke_recipe_runs_end_to_end(tmp_path):
     assert time.perf_counter() - t0 < 30
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
     assert result["fit"]["epoch"] == 2 and 0 < result["test"]["rel_l2"] < 10
+
+
+def test_mesh_transformer_recipe_trains_on_graph_data(tmp_path):
+    from neuralops.pde.generate import generate
+    from neuralops.pde.recipe import parse_recipe
+
+    data_recipe = (ROOT / "pde_data/thermal_slot.toml").read_text()
+    data_recipe = data_recipe.replace("n_samples = 1200", "n_samples = 6")
+    data_recipe = data_recipe.replace(
+        "train = 1000, val = 100, test = 100", "train = 4, val = 1, test = 1"
+    )
+    data_recipe = data_recipe.replace("size = [65, 65]", "size = [17, 17]")
+    data_recipe = data_recipe.replace(
+        'out = "pde_data/thermal_slot.h5"', f'out = "{tmp_path / "th.h5"}"'
+    )
+    rep = generate(parse_recipe(data_recipe, "th.toml"), progress=False)
+    text = (ROOT / "train/transolver_thermal.toml").read_text()
+    text = text.replace('recipe = "pde_data/thermal_slot.toml"', f'path = "{rep.path}"')
+    text = text.replace("max_epochs = 50", "max_epochs = 2").replace("hidden = 64", "hidden = 16")
+    (tmp_path / "tr.toml").write_text(text)
+    result = run(tmp_path / "tr.toml", out=tmp_path / "run")
+    assert result["fit"]["epoch"] == 2 and 0 < result["test"]["rel_l2"] < 10
+    assert (tmp_path / "run" / "final" / "model.safetensors").is_file()

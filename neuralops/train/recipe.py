@@ -56,6 +56,8 @@ DATA_KEYS = (
     "train_split",
     "val_split",
     "test_split",
+    "view",
+    "graph",
 )
 LOG_KEYS = ("out_dir", "log_every", "eval_every_epochs", "checkpoint_every_steps", "keep_last")
 NORMALIZATIONS = ("gaussian", "range", "identity")
@@ -82,6 +84,8 @@ class DataSpec:
     train_split: str = "train"
     val_split: str | None = "val"
     test_split: str | None = "test"
+    view: str = "grid"
+    graph: Mapping[str, Any] | None = None
 
     def dataset_path(self, *, generate: bool = True) -> Path:
         """The .h5 file; with ``recipe``, its ``run.out``, generated first when missing."""
@@ -239,6 +243,10 @@ def _data_table(t: Mapping[str, Any], base: Path | None) -> DataSpec:
     for key in ("path", "recipe", "normalization", "train_split"):
         if key in t and not isinstance(t[key], str):
             raise RecipeError(f"'data.{key}' must be a string, got {t[key]!r}")
+    if t.get("view", "grid") not in ("grid", "graph"):
+        raise RecipeError(f'\'data.view\' must be "grid" or "graph", got {t["view"]!r}')
+    if "graph" in t and not isinstance(t["graph"], Mapping):
+        raise RecipeError(f"'data.graph' must be a table like {{k = 8}}, got {t['graph']!r}")
     norm = t.get("normalization", "gaussian")
     if norm not in NORMALIZATIONS:
         raise RecipeError(
@@ -353,6 +361,8 @@ def build_data(recipe: TrainRecipe, *, generate: bool = True) -> dict[str, Any]:
     spec = recipe.data
     path = spec.dataset_path(generate=generate)
     kw = {"inputs": spec.inputs, "targets": spec.targets, "subsample": _stride(spec.subsample)}
+    if spec.view == "graph":
+        kw.update(view="graph", graph=dict(spec.graph or {"k": 8}))
     out: dict[str, Any] = {"path": path, "train": PDEDataset(path, spec.train_split, **kw)}
     splits = out["train"].source.splits
     for role, name in (("val", spec.val_split), ("test", spec.test_split)):
@@ -373,6 +383,9 @@ def build_model_for(recipe: TrainRecipe, train_data: Any):
 
     n_in, n_out = len(train_data.input_channels), len(train_data.target_channels)
     cfg = recipe.model_config(n_in, n_out)
+    dims = len(getattr(train_data.source, "spatial_dims", ()))
+    if hasattr(cfg, "space_dim") and "space_dim" not in recipe.model and dims:
+        cfg = dataclasses.replace(cfg, space_dim=dims)  # point coordinates of a mesh model
     problems = []
     if cfg.in_channels != n_in:
         problems.append(
