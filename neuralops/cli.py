@@ -19,6 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("neuralops.train.train_cli", "train a model from a recipe (train/*.toml)"),
     "eval": ("neuralops.train.eval_cli", "evaluate a trained model on a dataset split"),
     "demo": ("neuralops.train.demo_cli", "run an end-to-end demo (quickstart)"),
+    "download": (
+        "neuralops.hub.download_cli",
+        "fetch a pretrained model (--list shows the catalog)",
+    ),
 }
 
 

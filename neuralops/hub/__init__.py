@@ -1,0 +1,81 @@
+"""Pretrained models: the catalog, a verified cache with resumable downloads, and ``from_pretrained``.
+
+>>> from neuralops.hub import list_models
+>>> isinstance(list_models(), list)
+True
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from neuralops.hub.cache import DownloadError, OfflineError, cache_root, fetch
+from neuralops.hub.catalog import Catalog, CatalogError, FileEntry, ModelEntry, load_catalog
+
+__all__ = [
+    "Catalog",
+    "CatalogError",
+    "DownloadError",
+    "FileEntry",
+    "ModelEntry",
+    "OfflineError",
+    "cache_root",
+    "download",
+    "fetch",
+    "from_pretrained",
+    "list_models",
+    "load_catalog",
+]
+
+
+def list_models(catalog: str | os.PathLike | None = None) -> list[ModelEntry]:
+    """Every catalog entry (name, version, architecture, size, licence, dataset, metrics)."""
+    try:
+        return list(load_catalog(catalog).entries)
+    except CatalogError:
+        if catalog is not None:
+            raise
+        return []
+
+
+def download(
+    name: str,
+    version: str | None = None,
+    *,
+    catalog: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    verify: str = "auto",
+) -> Path:
+    """The verified cache folder of catalog model ``name`` (downloaded when needed)."""
+    entry = load_catalog(catalog).get(name, version)
+    return fetch(entry, cache_dir=cache_dir, local_files_only=local_files_only, verify=verify)
+
+
+def from_pretrained(
+    name_or_path: str | os.PathLike,
+    version: str | None = None,
+    *,
+    catalog: str | os.PathLike | None = None,
+    cache_dir: str | os.PathLike | None = None,
+    local_files_only: bool = False,
+    device: str = "cpu",
+    strict: bool = True,
+) -> Any:
+    """A model from a local ``save_pretrained`` folder or a catalog name (safetensors + JSON only).
+
+    A catalog model is fetched into the cache first (sha256-verified); the returned model carries
+    ``catalog_entry`` when it came from the catalog.
+    """
+    from neuralops.models import load_pretrained
+
+    path = Path(name_or_path)
+    if path.is_dir():
+        return load_pretrained(path, map_location=device, strict=strict)
+    entry = load_catalog(catalog).get(str(name_or_path), version)
+    folder = fetch(entry, cache_dir=cache_dir, local_files_only=local_files_only)
+    model = load_pretrained(folder, map_location=device, strict=strict)
+    model.catalog_entry = entry
+    return model
