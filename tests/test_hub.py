@@ -332,3 +332,17 @@ def test_download_command(tmp_path, tiny, capsys):
     assert capsys.readouterr().out.strip().endswith("tiny-fno/1.0")
     assert main(["download", "nope", "--catalog", str(cat), "--offline"]) == 1
     assert "no model 'nope'" in capsys.readouterr().err
+
+
+def test_catalog_entry_of_a_saved_model_round_trips(tmp_path, tiny):
+    from neuralops.hub import catalog_entry
+
+    model, _ = tiny
+    folder = model.save_pretrained(tmp_path / "weights" / "tiny")
+    text = catalog_entry(folder, "tiny-fno", url_base="weights/tiny", license="MIT")
+    (tmp_path / "catalog.toml").write_text(text)
+    entry = load_catalog(tmp_path / "catalog.toml").get("tiny-fno")
+    assert entry.architecture == "fno" and entry.license == "MIT"
+    m = from_pretrained("tiny-fno", catalog=tmp_path / "catalog.toml", cache_dir=tmp_path / "c")
+    x = torch.randn(1, 1, 8, 8)
+    assert torch.equal(m(x), model(x))

@@ -22,6 +22,7 @@ __all__ = [
     "ModelEntry",
     "OfflineError",
     "cache_root",
+    "catalog_entry",
     "download",
     "fetch",
     "from_pretrained",
@@ -79,3 +80,35 @@ def from_pretrained(
     model = load_pretrained(folder, map_location=device, strict=strict)
     model.catalog_entry = entry
     return model
+
+
+def catalog_entry(
+    folder: str | os.PathLike,
+    name: str,
+    version: str = "1.0",
+    *,
+    url_base: str | None = None,
+    **fields: Any,
+) -> str:
+    """A ready ``[[model]]`` TOML table for a ``save_pretrained`` folder: exact sizes and sha256 of
+    its files, URLs ``{url_base}/{file}`` (default: the folder's path). ``fields`` adds keys such as
+    ``license``, ``train_recipe``, ``intended_use``."""
+    import hashlib
+    import json
+
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text())
+    lines = ["[[model]]", f'name = "{name}"', f'version = "{version}"']
+    lines.append(f'architecture = "{config["model_type"]}"')
+    for key, value in fields.items():
+        lines.append(f"{key} = {json.dumps(value)}")
+    lines.append("files = [")
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        url = f"{url_base.rstrip('/')}/{path.name}" if url_base else str(path)
+        lines.append(
+            f'  {{ name = "{path.name}", size = {path.stat().st_size}, sha256 = "{digest}", '
+            f'urls = ["{url}"] }},'
+        )
+    lines.append("]")
+    return "\n".join(lines) + "\n"
