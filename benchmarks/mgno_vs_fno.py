@@ -81,7 +81,13 @@ def _real_params(model: torch.nn.Module) -> int:
 
 
 def run_case(
-    dataset: str, path: Path, n_train: int, n_test: int, epochs: int, seed: int
+    dataset: str,
+    path: Path,
+    n_train: int,
+    n_test: int,
+    epochs: int,
+    seed: int,
+    models: tuple[str, ...] | None = None,
 ) -> list[dict]:
     train_full = PDEDataset(path, "train")
     norm = train_full.normalizer("gaussian")
@@ -89,6 +95,8 @@ def run_case(
     test = _Subset(PDEDataset(path, "test"), n_test)
     rows = []
     for name, make in _models().items():
+        if models is not None and not any(name.startswith(m) for m in models):
+            continue
         torch.manual_seed(seed)
         model, note = make()
         if model is None:
@@ -136,8 +144,8 @@ def run_case(
             f"  {row['s_per_epoch']:.1f} s/epoch",
             flush=True,
         )
-    mg = next(r for r in rows if r["model"].startswith("mgno"))
-    for r in rows:
+    mg = next((r for r in rows if r["model"].startswith("mgno")), None)
+    for r in rows if mg is not None else ():
         if "test_rel_l2" in r and not r["model"].startswith("mgno"):
             r["mgno_over_this_l2"] = mg["test_rel_l2"] / r["test_rel_l2"]
             r["mgno_over_this_h1"] = mg["test_rel_h1"] / r["test_rel_h1"]
@@ -151,7 +159,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epochs", type=int, default=None, help="default 15 (quick: 2)")
     p.add_argument("--n-train", type=int, default=None, help="default 1000 (quick: 200)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--models",
+        default=None,
+        help="comma-separated name prefixes, e.g. mgno,ours (default: all)",
+    )
+    p.add_argument("--name", default=None, help="results file name (default mgno_vs_fno)")
     args = p.parse_args(argv)
+    models = tuple(args.models.split(",")) if args.models else None
     epochs = args.epochs or (2 if args.quick else 15)
     n_train = args.n_train or (200 if args.quick else 1000)
     n_test = 50 if args.quick else 100
@@ -159,12 +174,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for ds in args.datasets.split(","):
         report = generate(RECIPES[ds], progress=False)
-        rows += run_case(ds, report.path, n_train, n_test, epochs, args.seed)
+        rows += run_case(ds, report.path, n_train, n_test, epochs, args.seed, models)
     cols = ["dataset", "model", "params_real", "test_rel_l2", "test_rel_h1", "mgno_over_this_l2"]
     cols += ["mgno_over_this_h1", "s_per_epoch", "peak_rss_mb", "note"]
     print(table(rows, cols))
     path = save(
-        "mgno_vs_fno_quick" if args.quick else "mgno_vs_fno",
+        args.name or ("mgno_vs_fno_quick" if args.quick else "mgno_vs_fno"),
         rows,
         epochs=epochs,
         n_train=n_train,
