@@ -275,3 +275,10 @@ def test_onecycle_cannot_be_stretched_on_resume(tmp_path):
     # a same-length resume is fine (and a no-op: the run is complete)
     again = Trainer(Tiny(), _cfg(tmp_path, max_epochs=None, max_steps=4), train_data=data)
     assert again.fit(resume="auto")["step"] == 4
+
+
+def test_onecycle_per_epoch_with_five_epochs(tmp_path):
+    # pct_start 0.2 x 5 epochs puts torch's warm-up end on step 0 (a division by zero upstream)
+    cfg = _cfg(tmp_path, max_epochs=5, scheduler_unit="epoch", grad_clip_norm=None)
+    result = Trainer(Tiny(), cfg, train_data=_data()).fit(resume=None)
+    assert result["epoch"] == 5

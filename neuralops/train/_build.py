@@ -129,7 +129,11 @@ def build_scheduler(
         }
         if config.scheduler_unit == "epoch":
             defaults.update(div_factor=2.0, final_div_factor=100.0, pct_start=0.2)
-        return sched.OneCycleLR(optimizer, **{**defaults, **args})
+        kw = {"pct_start": 0.3, **defaults, **args}
+        if abs(kw["pct_start"] * kw["total_steps"] - 1.0) < 1e-9:
+            # torch's OneCycleLR divides by a zero-length warm-up (e.g. pct_start 0.2, 5 epochs)
+            kw["pct_start"] += 0.5 / kw["total_steps"]
+        return sched.OneCycleLR(optimizer, **kw)
     if name == "cosine":
         return sched.CosineAnnealingLR(optimizer, **{"T_max": total_steps, **args})
     if name == "step":
