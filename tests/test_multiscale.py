@@ -5,6 +5,7 @@ import pytest
 
 from neuralops.data import PDEDataset
 from neuralops.data.errors import RecipeError
+from neuralops.data.validate import validate
 from neuralops.pde.generate import generate
 from neuralops.pde.grf import Multiscale, sampler_from_table
 from neuralops.pde.recipe import parse_recipe
@@ -55,3 +56,4 @@ workers = 1
     assert rep.complete and rep.n_ok == 4
     s = PDEDataset(rep.path, "all")[0]
     assert s["input"].shape == (1, 17, 17) and float(s["target"].max()) > 0
+    assert validate(rep.path, deep=True).ok

@@ -1,6 +1,7 @@
 """Helmholtz with a variable coefficient: second order, the SPD flag, Krylov vs direct, the file."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,10 +9,11 @@ import scipy.sparse.linalg as spla
 
 from neuralops.data import PDEDataset
 from neuralops.data.errors import RecipeError
+from neuralops.data.validate import validate
 from neuralops.pde.generate import generate
 from neuralops.pde.helmholtz import HelmholtzFamily, helmholtz_operator, manufactured_error
 from neuralops.pde.recipe import parse_recipe
-from neuralops.solvers import GMRES
+from neuralops.solvers import CG, GMRES
 
 
 def test_second_order():
@@ -76,6 +78,7 @@ def test_variable_wavenumber_files_are_indefinite_and_refuse_cg(tmp_path):
     np.testing.assert_allclose(
         sg["target"].numpy(), sd["target"].numpy(), atol=1e-6 * float(sd["target"].abs().max())
     )
+    assert validate(d.path, deep=True).ok and validate(g.path, deep=True).ok
 
 
 def test_spd_flag_follows_the_eigenvalue_bound():
@@ -88,6 +91,10 @@ def test_spd_flag_follows_the_eigenvalue_bound():
         prob = fam.assemble({"a": a, "k": np.asarray(k)})
         lam = np.linalg.eigvalsh(prob.A.toarray()).min()
         assert prob.meta["spd"] is expect and bool(lam > 0) is expect
+    prob = fam.assemble({"a": a, "k": np.asarray(1.0)})  # SPD: CG agrees with a direct solve
+    sol = CG(rtol=1e-12).solve(prob.A, prob.b)
+    ref = spla.spsolve(prob.A.tocsc(), prob.b)
+    assert sol.converged and np.abs(sol.x - ref).max() < 1e-9 * np.abs(ref).max()
     prob = fam.assemble({"a": a, "k": np.asarray(12.0)})  # indefinite: GMRES still solves it
     sol = GMRES(m=60, rtol=1e-10).solve(prob.A, prob.b)
     ref = spla.spsolve(prob.A.tocsc(), prob.b)
@@ -122,6 +129,22 @@ def test_generated_file_records_k(tmp_path):
     assert rep.complete and rep.n_ok == 6
     s = PDEDataset(rep.path, "all")[0]
     assert s["input"].shape == (1, 9, 9) and 0 <= float(s["params"][0]) <= 1
+    assert validate(rep.path, deep=True).ok
+
+
+def test_shipped_tiny_recipe_gmres_matches_direct(tmp_path):
+    """The tiny SKR recipe (ILU-GMRES) and the same recipe solved directly give one field."""
+    path = Path(__file__).parents[1] / "pde_data" / "helmholtz_tiny.toml"
+    g = generate(path, out=tmp_path / "g.h5", progress=False)
+    text = path.read_text().replace('method = "gmres"', 'method = "direct"')
+    d = generate(parse_recipe(text, "d.toml"), out=tmp_path / "d.h5", progress=False)
+    assert g.n_ok == d.n_ok == 6 and validate(g.path, deep=True).ok
+    dg, dd = PDEDataset(g.path, "all"), PDEDataset(d.path, "all")
+    for i in range(len(dg)):
+        ug, ud = dg[i]["target"].numpy(), dd[i]["target"].numpy()
+        assert ug.shape == (1, 33, 33) and np.isfinite(ug).all() and ud.max() > 0
+        np.testing.assert_allclose(ug, ud, atol=1e-6 * np.abs(ud).max())
+        assert float(dg[i]["params"][0]) == float(dd[i]["params"][0])  # same k draw
 
 
 def test_field_wavenumber_is_refused(tmp_path):

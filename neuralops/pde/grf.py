@@ -523,8 +523,6 @@ def chebyshev(degree: int, low: float = -1.0, high: float = 1.0) -> Chebyshev:
     return Chebyshev(degree, float(low), float(high))
 
 
-# ------------------------------------------------------------------------------ recipes
-#: sampler name -> keys its recipe table accepts besides ``sampler``
 @dataclass(frozen=True)
 class Multiscale:
     r"""The multiscale trigonometric coefficient of the HANO/MgNO Darcy benchmarks on [0, 1]^2:
@@ -565,6 +563,8 @@ class Multiscale:
             raise _BadValue("sampler", f"'multiscale' is a 2-D coefficient, the grid is {d}-D")
 
 
+# ------------------------------------------------------------------------------ recipes
+#: sampler name -> keys its recipe table accepts besides ``sampler``
 SAMPLERS: dict[str, tuple[str, ...]] = {
     "grf": ("alpha", "tau", "sigma", "mean", "zero_mean", "boundary", "transform"),
     "matern": ("nu", "length_scale", "variance", "mean", "zero_mean", "boundary", "transform"),
