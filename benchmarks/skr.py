@@ -221,7 +221,7 @@ def _krypy_row() -> str:
     p = subprocess.run([py, "-c", "import krypy; print(krypy.__version__)"], capture_output=True)
     if p.returncode:
         return f"unavailable ({p.stderr.decode()[-80:].strip()})"
-    return f"krypy {p.stdout.decode().strip()} in {py}"
+    return f"krypy {p.stdout.decode().strip()} ({Path(py).parent.parent.name} environment)"
 
 
 def run_krypy(systems, order, pc, tol, spd) -> dict | None:
