@@ -12,12 +12,16 @@ from neuralops.models.base import (
     load_pretrained,
     register_model,
 )
+from neuralops.models.dcdm import DCDM_PRESETS, DCDMConfig, DCDMNet
 from neuralops.models.fno import FNO, FNOConfig
 from neuralops.models.mgno import MGNO_PRESETS, MgConv, MgNO, MgNOConfig
 from neuralops.models.spectral_conv import SpectralConv
 from neuralops.models.transolver import MeshTransformer, MeshTransformerConfig
 
 __all__ = [
+    "DCDM_PRESETS",
+    "DCDMConfig",
+    "DCDMNet",
     "FNO",
     "MGNO_PRESETS",
     "MODELS",

@@ -9,8 +9,9 @@
   :class:`NetworkPreconditioner`, by name via :func:`make_preconditioner`;
 - by name: :func:`make_solver`, :data:`SOLVERS`, :data:`PRECONDITIONERS`; test matrices:
   :mod:`neuralops.solvers.gallery`;
-- recycling (``GCRODR``, ``RecycleSpace``, ``skr_order``, ``solve_sequence``) and relaxation
-  (``sor``, ``ssor_pcg``, ``TsallisINF``, ...) are imported on first use.
+- recycling (``GCRODR``, ``RecycleSpace``, ``skr_order``, ``solve_sequence``), relaxation
+  (``sor``, ``ssor_pcg``, ``TsallisINF``, ...) and the deep conjugate direction method (``DCDM``,
+  ``MaskedGridNetwork``; the shortcut is ``neuralops.solvers.dcdm.dcdm``) are imported on first use.
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ _LAZY = {
     "SSORPreconditioner": "neuralops.solvers.relax",
     "TsallisINF": "neuralops.solvers.relax",
     "BinnedTsallisINF": "neuralops.solvers.relax",
+    "DCDM": "neuralops.solvers.dcdm",
+    "MaskedGridNetwork": "neuralops.solvers.dcdm",
 }
 
 __all__ = [

@@ -43,14 +43,21 @@ def _gcrodr(*, rtol: float = 1e-8, maxiter: int | None = None, **kw: Any) -> Any
     return recycling.GCRODR(rtol=rtol, maxiter=maxiter, **kw)
 
 
+def _dcdm(*, rtol: float = 1e-8, maxiter: int | None = None, **kw: Any) -> Any:
+    dcdm = importlib.import_module("neuralops.solvers.dcdm")
+    return dcdm.DCDM(rtol=rtol, maxiter=maxiter, **kw)
+
+
 #: method name -> builder ``(*, rtol, maxiter, **options) -> solver``; iterate for the names.
-#: "pcg" is CG that defaults to a Jacobi preconditioner; "gcrodr" imports the recycling module.
+#: "pcg" is CG that defaults to a Jacobi preconditioner; "gcrodr" imports the recycling module;
+#: "dcdm" needs ``net=`` (a torch module with ``grid_shape=``/``mask=``, or a callable r -> q).
 SOLVERS: dict[str, Callable[..., Any]] = {
     "direct": _direct,
     "cg": _cg,
     "pcg": _cg,
     "gmres": _gmres,
     "gcrodr": _gcrodr,
+    "dcdm": _dcdm,
 }
 
 
