@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "neuralops.hub.download_cli",
         "fetch a pretrained model (--list shows the catalog)",
     ),
+    "hub": ("neuralops.hub.hub_cli", "model-zoo maintenance: print a catalog entry for a folder"),
 }
 
 

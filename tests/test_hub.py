@@ -346,3 +346,83 @@ def test_catalog_entry_of_a_saved_model_round_trips(tmp_path, tiny):
     m = from_pretrained("tiny-fno", catalog=tmp_path / "catalog.toml", cache_dir=tmp_path / "c")
     x = torch.randn(1, 1, 8, 8)
     assert torch.equal(m(x), model(x))
+
+
+def test_save_pretrained_entry_cli_and_predict_in_physical_units(tmp_path, tiny, capsys):
+    """hub.save_pretrained writes weights, normalizer and card; `neuralops hub entry` prints a
+    catalog table that loads; the model comes back with its normalizer and card, and ``predict``
+    applies the normalizer (encode the input, decode the output)."""
+    from neuralops.cli import main
+    from neuralops.data.normalizer import GaussianNormalizer
+    from neuralops.hub import predict, save_pretrained
+
+    model, _ = tiny
+    norm = GaussianNormalizer(
+        {"input": [2.0], "target": [-1.0]},
+        {"input": [3.0], "target": [0.5]},
+        eps=0.0,
+        spatial_ndim=2,
+    )
+    card = tmp_path / "card.md"
+    card.write_text("# tiny\n\n## Model\nA tiny FNO.\n")
+    folder = save_pretrained(model, tmp_path / "weights" / "tiny", normalizer=norm, card=card)
+    assert {p.name for p in folder.iterdir()} >= {
+        "model.safetensors",
+        "config.json",
+        "normalizer.json",
+        "README.md",
+    }
+    argv = [
+        "hub",
+        "entry",
+        str(folder),
+        "--name",
+        "tiny-fno",
+        "--url",
+        "weights/tiny",
+        "--set",
+        'license="MIT"',
+        "--set",
+        'metrics={split="test", rel_l2=0.5}',
+    ]
+    assert main(argv) == 0
+    (tmp_path / "catalog.toml").write_text(capsys.readouterr().out)
+    entry = load_catalog(tmp_path / "catalog.toml").get("tiny-fno")
+    assert entry.metrics == {"split": "test", "rel_l2": 0.5} and entry.license == "MIT"
+    assert {f.name for f in entry.files} == {p.name for p in folder.iterdir()}
+
+    m = from_pretrained("tiny-fno", catalog=tmp_path / "catalog.toml", cache_dir=tmp_path / "c")
+    assert m.card.startswith("# tiny") and m.catalog_entry == entry
+    x = torch.randn(2, 1, 8, 8)
+    with torch.no_grad():
+        want = model((x - 2.0) / 3.0) * 0.5 - 1.0
+        torch.testing.assert_close(predict(m, x), want, rtol=1e-6, atol=1e-6)
+        plain = from_pretrained(model.save_pretrained(tmp_path / "plain"))
+        assert plain.normalizer is None and torch.equal(predict(plain, x), model(x))
+
+
+def test_packaged_catalog_is_the_repository_catalog():
+    """The wheel carries neuralops/hub/catalog.toml; it must equal models/catalog.toml."""
+    from neuralops.hub.catalog import PACKAGED_CATALOG, REPOSITORY_CATALOG
+
+    assert PACKAGED_CATALOG.read_bytes() == REPOSITORY_CATALOG.read_bytes(), (
+        "models/catalog.toml changed: run `cp models/catalog.toml neuralops/hub/catalog.toml`"
+    )
+
+
+def test_download_is_hashed_once_while_streaming(tmp_path, server, tiny, monkeypatch):
+    """The sha256 comes from the streamed bytes: the file is not read back after the transfer,
+    and a large file is flushed to disk in the background while it arrives."""
+    httpd, base = server
+    _, files = tiny
+    _serve(httpd, files)
+    cat = _catalog(tmp_path, files, lambda f: [f"{base}/w/{f}"])
+    monkeypatch.setattr(dl, "FLUSH_EVERY", 64)  # several background flushes for a tiny file
+    syncs = []
+    real = os.fdatasync
+    monkeypatch.setattr(dl.os, "fdatasync", lambda fd: (syncs.append(fd), real(fd)))
+    monkeypatch.setattr(dl, "_sha256", lambda p: pytest.fail(f"{p} was re-read to hash it"))
+    folder = download("tiny-fno", catalog=cat, cache_dir=tmp_path / "c")
+    assert syncs
+    for name, data in files.items():
+        assert (folder / name).read_bytes() == data

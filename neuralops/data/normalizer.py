@@ -31,7 +31,14 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-__all__ = ["Normalizer", "GaussianNormalizer", "RangeNormalizer", "IdentityNormalizer", "FORMAT"]
+__all__ = [
+    "Normalizer",
+    "GaussianNormalizer",
+    "RangeNormalizer",
+    "IdentityNormalizer",
+    "FORMAT",
+    "normalizer_of",
+]
 
 FORMAT = "neuralops-normalizer/1"
 ArrayLike = torch.Tensor | np.ndarray | Iterable[float]
@@ -412,3 +419,17 @@ class IdentityNormalizer(Normalizer):
 
     def _decode(self, x, s):
         return x
+
+
+def normalizer_of(folder: str | os.PathLike) -> Normalizer | None:
+    """The normalizer saved with a model folder: ``normalizer.json`` beside the weights, else the
+    ``normalizer`` field of its ``config.json``; None when it has neither."""
+    folder = Path(folder)
+    if (folder / "normalizer.json").is_file():
+        return Normalizer.load(folder)
+    config = folder / "config.json"
+    if config.is_file():
+        payload = json.loads(config.read_text(encoding="utf-8"))
+        if payload.get("normalizer"):
+            return Normalizer.from_dict(payload["normalizer"])
+    return None

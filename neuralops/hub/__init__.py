@@ -28,6 +28,8 @@ __all__ = [
     "from_pretrained",
     "list_models",
     "load_catalog",
+    "predict",
+    "save_pretrained",
 ]
 
 
@@ -67,19 +69,59 @@ def from_pretrained(
 ) -> Any:
     """A model from a local ``save_pretrained`` folder or a catalog name (safetensors + JSON only).
 
-    A catalog model is fetched into the cache first (sha256-verified); the returned model carries
-    ``catalog_entry`` when it came from the catalog.
+    A catalog model is fetched into the cache first (sha256-verified). The model carries
+    ``normalizer`` (the :class:`~neuralops.data.Normalizer` it was trained with, or None; see
+    :func:`predict`), ``card`` (its model card's text, or "") and, from the catalog, ``catalog_entry``.
     """
+    from neuralops.data.normalizer import normalizer_of
     from neuralops.models import load_pretrained
 
     path = Path(name_or_path)
+    entry = None
     if path.is_dir():
-        return load_pretrained(path, map_location=device, strict=strict)
-    entry = load_catalog(catalog).get(str(name_or_path), version)
-    folder = fetch(entry, cache_dir=cache_dir, local_files_only=local_files_only)
+        folder = path
+    else:
+        entry = load_catalog(catalog).get(str(name_or_path), version)
+        folder = fetch(entry, cache_dir=cache_dir, local_files_only=local_files_only)
     model = load_pretrained(folder, map_location=device, strict=strict)
+    model.normalizer = normalizer_of(folder)
+    card = entry.base / entry.card if entry is not None and entry.card else folder / "README.md"
+    model.card = card.read_text(encoding="utf-8") if card.is_file() else ""
     model.catalog_entry = entry
     return model
+
+
+def predict(model: Any, x: Any, *args: Any) -> Any:
+    """``model`` applied to ``x`` in physical units: inputs encoded and outputs decoded with the
+    model's ``normalizer`` (as :func:`from_pretrained` attaches it) when it has one."""
+    norm = getattr(model, "normalizer", None)
+    if norm is None:
+        return model(x, *args)
+    x = norm.encode(x, key="input")
+    return norm.decode(model(x, *args), key="target")
+
+
+def save_pretrained(
+    model: Any,
+    folder: str | os.PathLike,
+    *,
+    normalizer: Any = None,
+    card: str | os.PathLike | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model.safetensors`` + ``config.json`` (the model's own ``save_pretrained``), the
+    ``normalizer`` (``normalizer.json``) and the model card (a Markdown file, as ``README.md``):
+    everything :func:`from_pretrained` and a catalog entry (:func:`catalog_entry`) need."""
+    folder = Path(folder)
+    model.save_pretrained(folder, normalizer=normalizer, metadata=metadata)
+    if normalizer is not None and hasattr(normalizer, "save"):
+        normalizer.save(folder)
+    if card is not None:
+        text = Path(card).read_text(encoding="utf-8")
+        tmp = folder / "README.md.tmp"
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, folder / "README.md")
+    return folder
 
 
 def catalog_entry(
@@ -101,7 +143,7 @@ def catalog_entry(
     lines = ["[[model]]", f'name = "{name}"', f'version = "{version}"']
     lines.append(f'architecture = "{config["model_type"]}"')
     for key, value in fields.items():
-        lines.append(f"{key} = {json.dumps(value)}")
+        lines.append(f"{key} = {_toml_value(value)}")
     lines.append("files = [")
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -112,3 +154,20 @@ def catalog_entry(
         )
     lines.append("]")
     return "\n".join(lines) + "\n"
+
+
+def _toml_value(value: Any) -> str:
+    """``value`` as a TOML literal (strings, numbers, booleans, lists, inline tables)."""
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} as a TOML value")

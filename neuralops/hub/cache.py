@@ -28,6 +28,8 @@ import http.client
 import json
 import logging
 import os
+import queue
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -42,6 +44,7 @@ __all__ = ["DownloadError", "OfflineError", "cache_root", "fetch", "is_offline"]
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
+FLUSH_EVERY = 4 << 20  # bytes between background fdatasync calls
 RETRIES = 3
 BACKOFF = (1.0, 2.0, 4.0)
 TIMEOUT = 30.0
@@ -142,41 +145,102 @@ class _Fail(Exception):
         self.outcome, self.retry, self.keep_part = outcome, retry, keep_part
 
 
-def _stream(src, part: Path, f: FileEntry, h: Any, mode: str) -> int:
-    """Append ``src`` to ``part`` while hashing; refuse more bytes than the catalog size."""
-    have = part.stat().st_size if mode == "ab" and part.exists() else 0
-    with open(part, mode) as out:
-        while True:
-            block = src.read(CHUNK)
-            if not block:
-                break
-            have += len(block)
-            if have > f.size:
-                raise _Fail(f"more than the catalog size {f.size} bytes (an error page?)")
-            h.update(block)
+def _read_ahead(src: Any, depth: int = 4) -> Any:
+    """The blocks ``src.read(CHUNK)`` returns, read by a helper thread up to ``depth`` blocks ahead, so
+    the socket read overlaps the hashing and writing of earlier blocks (all three release the GIL).
+    An error in the reader is raised here; leaving the loop early stops the reader."""
+    blocks: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: Any) -> bool:
+        while not stop.is_set():
             try:
-                out.write(block)
-            except OSError as exc:
-                if exc.errno == errno.ENOSPC:
-                    raise _Fail(
-                        f"disk full writing {part} ({exc}); free space or set NEURALOPS_CACHE"
-                    ) from None
-                raise
-        out.flush()
+                blocks.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def pump() -> None:
+        try:
+            while put(block := src.read(CHUNK)) and block:
+                pass
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            put(exc)
+
+    reader = threading.Thread(target=pump, name="neuralops-download", daemon=True)
+    reader.start()
+    try:
+        while True:
+            item = blocks.get()
+            if isinstance(item, BaseException):
+                raise item
+            if not item:
+                return
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=5)
+
+
+def _stream(src, part: Path, f: FileEntry, h: Any, mode: str) -> int:
+    """Append ``src`` to ``part`` while hashing; refuse more bytes than the catalog size.
+
+    The bytes are made durable while they arrive: every ``FLUSH_EVERY`` bytes a background
+    ``fdatasync`` is started (if the previous one has finished), so the disk writes overlap the
+    transfer and the final ``fsync`` only has the tail left.
+    """
+    have = part.stat().st_size if mode == "ab" and part.exists() else 0
+    flusher: threading.Thread | None = None
+    unflushed = 0
+    with open(part, mode) as out:
+        try:
+            for block in _read_ahead(src):
+                have += len(block)
+                if have > f.size:
+                    raise _Fail(f"more than the catalog size {f.size} bytes (an error page?)")
+                h.update(block)
+                try:
+                    out.write(block)
+                except OSError as exc:
+                    if exc.errno == errno.ENOSPC:
+                        raise _Fail(
+                            f"disk full writing {part} ({exc}); free space or set NEURALOPS_CACHE"
+                        ) from None
+                    raise
+                unflushed += len(block)
+                if unflushed >= FLUSH_EVERY and (flusher is None or not flusher.is_alive()):
+                    out.flush()
+                    flusher = threading.Thread(target=_datasync, args=(out.fileno(),), daemon=True)
+                    flusher.start()
+                    unflushed = 0
+            out.flush()
+        finally:
+            if flusher is not None:
+                flusher.join()
         os.fsync(out.fileno())
     return have
 
 
-def _transfer(url: str, part: Path, f: FileEntry) -> None:
-    """One attempt from ``url`` into ``part`` (resuming it over HTTP when it has bytes)."""
+def _datasync(fd: int) -> None:
+    try:
+        os.fdatasync(fd)
+    except OSError:  # the final fsync reports a real failure
+        pass
+
+
+def _transfer(url: str, part: Path, f: FileEntry) -> str:
+    """One attempt from ``url`` into ``part`` (resuming it over HTTP when it has bytes); returns the
+    sha256 of the whole part, hashed while streaming (the bytes are read once)."""
     scheme = urllib.parse.urlparse(url).scheme
     if scheme not in ("http", "https"):
         path = Path(urllib.parse.urlparse(url).path) if scheme == "file" else Path(url)
         if not path.is_file():
             raise _Fail("no such file")
+        h = hashlib.sha256()
         with open(path, "rb") as src:
-            _stream(src, part, f, hashlib.sha256(), "wb")
-        return
+            _stream(src, part, f, h, "wb")
+        return h.hexdigest()
     h = hashlib.sha256()
     start = part.stat().st_size if part.exists() else 0
     if start >= f.size:
@@ -217,6 +281,7 @@ def _transfer(url: str, part: Path, f: FileEntry) -> None:
             )
         # the connection closed early: resume from here on the next attempt
         raise _Fail(f"transfer ended at {have} of {f.size} bytes", retry=True, keep_part=True)
+    return h.hexdigest()
 
 
 def _fetch_file(entry: ModelEntry, f: FileEntry, folder: Path, verify: str) -> Path:
@@ -226,7 +291,7 @@ def _fetch_file(entry: ModelEntry, f: FileEntry, folder: Path, verify: str) -> P
     for url in _sources(entry, f):
         for attempt in range(RETRIES):
             try:
-                _transfer(url, part, f)
+                found = _transfer(url, part, f)
             except _Fail as fail:
                 outcomes.append(f"{url}: {fail.outcome}")
                 if not fail.keep_part and not fail.retry:
@@ -238,7 +303,6 @@ def _fetch_file(entry: ModelEntry, f: FileEntry, folder: Path, verify: str) -> P
                     part.unlink(missing_ok=True)
                 break
             size = part.stat().st_size
-            found = _sha256(part)
             if size != f.size or found != f.sha256:
                 outcomes.append(
                     f"{url}: got {size} bytes with sha256 {found[:16]}..., expected {f.size} bytes "
@@ -290,7 +354,43 @@ def fetch(
     verify: str = "auto",
     lock_timeout: float = 600.0,
 ) -> Path:
-    """The cache folder holding every file of ``entry``, downloading what is missing (see the module doc)."""
+    """The cache folder holding every file of ``entry``, downloading what is missing (see the module doc).
+
+    Under an initialised ``torch.distributed`` group, every rank must call it: local rank 0 of each
+    node downloads, the group waits at a barrier, then the other ranks find the verified files (the
+    file lock also protects a filesystem shared between nodes).
+    """
+    kw = dict(cache_dir=cache_dir, local_files_only=local_files_only, verify=verify)
+    dist = _process_group()
+    if dist is None:
+        return _fetch_entry(entry, lock_timeout=lock_timeout, **kw)
+    if int(os.environ.get("LOCAL_RANK", "0")) == 0:
+        try:
+            return _fetch_entry(entry, lock_timeout=lock_timeout, **kw)
+        finally:
+            dist.barrier()  # reached on failure too, so no rank waits forever
+    dist.barrier()
+    return _fetch_entry(entry, lock_timeout=lock_timeout, **kw)
+
+
+def _process_group() -> Any:
+    """``torch.distributed`` when a process group of more than one rank is initialised, else None."""
+    import sys
+
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return None
+    return dist if dist.get_world_size() > 1 else None
+
+
+def _fetch_entry(
+    entry: ModelEntry,
+    *,
+    cache_dir: str | os.PathLike | None,
+    local_files_only: bool,
+    verify: str,
+    lock_timeout: float,
+) -> Path:
     from filelock import FileLock, Timeout
 
     folder = cache_root(cache_dir) / "models" / entry.name / entry.version

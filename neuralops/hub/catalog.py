@@ -3,7 +3,10 @@
 Every file of an entry has its exact size and full sha256, and a list of URLs tried in order
 (relative URLs resolve against the catalog's folder, which is how weights shipped in the repository
 are found). Lookup order: the ``catalog=`` argument, then ``NEURALOPS_CATALOG`` (a path, merged
-over the default), then the repository's ``models/catalog.toml``.
+over the default), then the repository's ``models/catalog.toml``, or, in an installed wheel without
+the repository, the copy packaged as ``neuralops/hub/catalog.toml`` (a test keeps the two identical;
+its entries' repository-relative files are not in the wheel, so they resolve only through their
+http(s) URLs or ``NEURALOPS_MIRROR``).
 """
 
 from __future__ import annotations
@@ -16,9 +19,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CatalogError", "FileEntry", "ModelEntry", "Catalog", "load_catalog", "DEFAULT_CATALOG"]
+__all__ = [
+    "CatalogError",
+    "FileEntry",
+    "ModelEntry",
+    "Catalog",
+    "load_catalog",
+    "DEFAULT_CATALOG",
+    "PACKAGED_CATALOG",
+    "REPOSITORY_CATALOG",
+]
 
-DEFAULT_CATALOG = Path(__file__).resolve().parents[2] / "models" / "catalog.toml"
+REPOSITORY_CATALOG = Path(__file__).resolve().parents[2] / "models" / "catalog.toml"
+PACKAGED_CATALOG = Path(__file__).resolve().parent / "catalog.toml"
+DEFAULT_CATALOG = REPOSITORY_CATALOG if REPOSITORY_CATALOG.is_file() else PACKAGED_CATALOG
 _NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9._-]+$")

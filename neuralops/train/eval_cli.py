@@ -1,7 +1,12 @@
-"""``neuralops eval MODEL_DIR DATASET [--split test] [--plot out.png]``.
+"""``neuralops eval MODEL [DATASET] [--split test] [--plot out.png] [--verify-card]``.
 
 Loads a model saved by ``neuralops train`` (``load_pretrained``) with the ``normalizer.json`` beside it,
 and prints the relative L2 and H1 errors (physical units, mean over samples) on one split of ``DATASET``.
+
+``MODEL`` is a folder or a catalog name (``neuralops download --list``; fetched into the cache). For a
+catalog model ``DATASET`` defaults to the output of the entry's dataset recipe (generated when missing),
+and ``--verify-card`` checks that the dataset's ``content_sha256`` is the one the catalog records and
+that the metrics reproduce the catalog's (relative tolerance ``--rtol``); exit status 1 when not.
 """
 
 from __future__ import annotations
@@ -18,17 +23,6 @@ import torch
 __all__ = ["evaluate", "main"]
 
 
-def _load_normalizer(folder: Path) -> Any:
-    from neuralops.data.normalizer import Normalizer
-
-    if (folder / "normalizer.json").is_file():
-        return Normalizer.load(folder)
-    payload = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    if payload.get("normalizer"):
-        return Normalizer.from_dict(payload["normalizer"])
-    return None
-
-
 @torch.no_grad()
 def evaluate(
     model_dir: str | Path,
@@ -40,12 +34,13 @@ def evaluate(
 ) -> dict[str, Any]:
     """``{"rel_l2", "rel_h1", "n"}`` of the model in ``model_dir`` on ``split`` of ``dataset``."""
     from neuralops.data import PDEDataset
+    from neuralops.data.normalizer import normalizer_of
     from neuralops.models import load_pretrained
     from neuralops.train.metrics import rel_h1, rel_l2
 
     folder = Path(model_dir)
     model = load_pretrained(folder).eval()
-    norm = _load_normalizer(folder)
+    norm = normalizer_of(folder)
     meta = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("metadata", {})
     d = meta.get("data", {})
     sub = d.get("subsample", 1)
@@ -99,17 +94,107 @@ def _plot(path: Path, a: torch.Tensor, u: torch.Tensor, pred: torch.Tensor, rel:
     return path
 
 
+def _catalog_dataset(entry: Any) -> Path:
+    """The dataset a catalog entry was evaluated on: its recipe's output, generated when missing."""
+    from neuralops.pde.generate import generate
+    from neuralops.pde.recipe import load_recipe
+
+    recipe = entry.dataset.get("recipe")
+    if not recipe:
+        raise ValueError(f"catalog entry {entry.name} names no dataset recipe; pass DATASET")
+    path = Path(recipe)
+    if not path.is_file():  # recipes are relative to the repository (the catalog's parent folder)
+        path = entry.base.parent / recipe
+    out = Path(load_recipe(path).run.out)
+    if not out.is_file():
+        print(f"generating {out} from {path} (the dataset of {entry.name})", file=sys.stderr)
+        out = Path(generate(path).path)
+    return out
+
+
+def verify_card(
+    name: str, dataset: str | Path | None = None, *, rtol: float = 1e-3, **fetch_kw: Any
+) -> tuple[bool, list[str]]:
+    """Re-evaluate catalog model ``name`` on its recorded dataset; ``(ok, report lines)``.
+
+    Checks the dataset's content digest against the catalog's ``dataset.content_sha256`` and every
+    metric number of the catalog entry against a fresh :func:`evaluate` (relative tolerance ``rtol``).
+    """
+    import h5py
+
+    from neuralops.hub import download, load_catalog
+
+    entry = load_catalog().get(name)
+    folder = download(entry.name, entry.version, **fetch_kw)
+    path = Path(dataset) if dataset is not None else _catalog_dataset(entry)
+    lines, ok = [], True
+    expected = entry.dataset.get("content_sha256")
+    with h5py.File(path, "r") as f:
+        found = f.attrs.get("content_sha256")
+    if expected and found != expected:
+        ok = False
+        lines.append(
+            f"dataset {path}: content_sha256 {found} differs from the catalog's {expected} "
+            "(another recipe version, seed or generator: the numbers are not comparable)"
+        )
+    split = entry.metrics.get("split", "test")
+    m = evaluate(folder, path, split=split)
+    for key, want in entry.metrics.items():
+        if key == "split" or not isinstance(want, int | float):
+            continue
+        if key not in m:
+            ok = False
+            lines.append(f"{key}: in the catalog, but neuralops eval does not compute it")
+            continue
+        good = abs(m[key] - want) <= rtol * abs(want)
+        ok &= good
+        lines.append(
+            f"{key} {m[key]:.6g} (catalog {want:.6g}, rel. diff {abs(m[key] - want) / abs(want):.1e})"
+            f" {'ok' if good else 'MISMATCH'}"
+        )
+    return ok, lines
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="neuralops eval", description="Evaluate a trained model.")
-    p.add_argument("model_dir", help="a folder written by save_pretrained (e.g. runs/x/final)")
-    p.add_argument("dataset", help="an .h5 dataset")
+    p.add_argument(
+        "model", help="a folder written by save_pretrained (e.g. runs/x/final) or a catalog name"
+    )
+    p.add_argument(
+        "dataset",
+        nargs="?",
+        help="an .h5 dataset (default for a catalog model: its card's dataset)",
+    )
     p.add_argument("--split", default="test")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--plot", help="write a PNG of input/truth/prediction/error of the first sample")
+    p.add_argument(
+        "--verify-card",
+        action="store_true",
+        help="check the catalog model's dataset digest and metrics against the catalog",
+    )
+    p.add_argument("--rtol", type=float, default=1e-3, help="tolerance of --verify-card")
+    p.add_argument("--offline", action="store_true", help="use the cache only (no network)")
     a = p.parse_args(argv)
+    from neuralops.hub import CatalogError, DownloadError
+
     try:
-        m = evaluate(a.model_dir, a.dataset, split=a.split, batch_size=a.batch_size, plot=a.plot)
-    except (FileNotFoundError, ValueError) as exc:
+        if a.verify_card:
+            ok, lines = verify_card(a.model, a.dataset, rtol=a.rtol, local_files_only=a.offline)
+            print("\n".join(lines))
+            print(f"card of {a.model}: {'reproduced' if ok else 'NOT reproduced'}")
+            return 0 if ok else 1
+        folder, dataset = Path(a.model), a.dataset
+        if not folder.is_dir():
+            from neuralops.hub import download, load_catalog
+
+            entry = load_catalog().get(a.model)
+            folder = download(entry.name, entry.version, local_files_only=a.offline)
+            dataset = dataset or _catalog_dataset(entry)
+        if dataset is None:
+            p.error("DATASET is required for a model folder")
+        m = evaluate(folder, dataset, split=a.split, batch_size=a.batch_size, plot=a.plot)
+    except (FileNotFoundError, ValueError, CatalogError, DownloadError) as exc:
         print(f"neuralops eval: error: {exc}", file=sys.stderr)
         return 2
     print(f"rel_l2 {m['rel_l2']:.8g}")
