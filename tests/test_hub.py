@@ -426,3 +426,32 @@ def test_download_is_hashed_once_while_streaming(tmp_path, server, tiny, monkeyp
     assert syncs
     for name, data in files.items():
         assert (folder / name).read_bytes() == data
+
+
+def test_all_shipped_and_the_licence_notice(tmp_path, tiny, capsys):
+    from neuralops.cli import main
+
+    _, files = tiny
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    for name, data in files.items():
+        (weights / name).write_bytes(data)
+    cat = _catalog(tmp_path, files, lambda f: [f"weights/{f}"])
+    text = cat.read_text()
+    upstream = text.replace('"tiny-fno"', '"upstream-fno"').replace(
+        'license = "MIT"', 'license = "CC-BY-NC-4.0"\nredistributable = false'
+    )
+    upstream = upstream.replace("weights/", "http://127.0.0.1:9/")  # never contacted here
+    cat.write_text(text + "\n" + upstream)
+    entries = {e.name: e for e in load_catalog(cat).entries}
+    assert entries["tiny-fno"].shipped and not entries["upstream-fno"].shipped
+    cache = str(tmp_path / "c")
+    assert main(["download", "--all-shipped", "--catalog", str(cat), "--cache-dir", cache]) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    assert len(out) == 1 and out[0].endswith("tiny-fno/1.0")
+    assert (
+        main(["download", "upstream-fno", "--catalog", str(cat), "--offline", "--cache-dir", cache])
+        == 1
+    )
+    err = capsys.readouterr().err
+    assert "CC-BY-NC-4.0" in err and "accept that licence" in err and "offline" in err

@@ -15,6 +15,7 @@ import difflib
 import os
 import re
 import tomllib
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,14 @@ class ModelEntry:
     @property
     def size(self) -> int:
         return sum(f.size for f in self.files)
+
+    @property
+    def shipped(self) -> bool:
+        """Whether every file has a location next to the catalog (weights in the repository)."""
+        return all(
+            any(urllib.parse.urlparse(u).scheme not in ("http", "https", "file") for u in f.urls)
+            for f in self.files
+        )
 
     def file(self, name: str) -> FileEntry:
         for f in self.files:

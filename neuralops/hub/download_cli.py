@@ -27,8 +27,32 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache-dir", help="cache root (default: NEURALOPS_CACHE or the user cache)")
     p.add_argument("--offline", action="store_true", help="use the cache only; never the network")
     p.add_argument("--verify", action="store_true", help="re-hash cached files in full")
+    p.add_argument(
+        "--all-shipped",
+        action="store_true",
+        help="fetch every model whose files ship with the catalog (no network needed)",
+    )
     a = p.parse_args(argv)
-    from neuralops.hub import CatalogError, DownloadError, download, list_models
+    from neuralops.hub import CatalogError, DownloadError, download, list_models, load_catalog
+
+    def fetch_one(name: str, version: str | None) -> None:
+        entry = load_catalog(a.catalog).get(name, version)
+        if not entry.redistributable:
+            print(
+                f"{entry.name} {entry.version} is distributed by its authors under "
+                f"{entry.license or 'their own terms'}, not by neuralops: by downloading it you "
+                "accept that licence",
+                file=sys.stderr,
+            )
+        path = download(
+            entry.name,
+            entry.version,
+            catalog=a.catalog,
+            cache_dir=a.cache_dir,
+            local_files_only=a.offline,
+            verify="full" if a.verify else "auto",
+        )
+        print(path)
 
     try:
         if a.list:
@@ -42,18 +66,17 @@ def main(argv: list[str] | None = None) -> int:
                     f"  {e.dataset.get('recipe', '')}  {metrics}"
                 )
             return 0
+        if a.all_shipped:
+            shipped = [e for e in list_models(a.catalog) if e.shipped]
+            if not shipped:
+                print("the catalog ships no models")
+            for e in shipped:
+                fetch_one(e.name, e.version)
+            return 0
         if not a.name:
-            p.error("give a model NAME or --list")
-        path = download(
-            a.name,
-            a.version,
-            catalog=a.catalog,
-            cache_dir=a.cache_dir,
-            local_files_only=a.offline,
-            verify="full" if a.verify else "auto",
-        )
+            p.error("give a model NAME, --list or --all-shipped")
+        fetch_one(a.name, a.version)
     except (CatalogError, DownloadError) as exc:
         print(f"neuralops download: error: {exc}", file=sys.stderr)
         return 1
-    print(path)
     return 0
