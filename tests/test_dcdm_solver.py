@@ -49,7 +49,9 @@ def test_exact_inverse_converges_in_one_iteration():
     assert sol.converged and sol.iterations == 1
 
 
-@pytest.mark.parametrize("make", [lambda: gallery.poisson((16, 16)), lambda: random_spd(60, 1, cond=20.0)])
+@pytest.mark.parametrize(
+    "make", [lambda: gallery.poisson((16, 16)), lambda: random_spd(60, 1, cond=20.0)]
+)
 def test_identity_network_reproduces_cg(make):
     A = make()
     b = np.random.default_rng(2).standard_normal(A.shape[0])
@@ -90,7 +92,9 @@ def test_stored_directions_are_a_orthogonal():
     A = random_spd(64, 5, cond=1e2)
     b = np.random.default_rng(6).standard_normal(64)
     for n_orth in (1, 2, 4):
-        solver = DCDM(untrained(seed=n_orth), grid_shape=(8, 8), n_orth=n_orth, keep_directions=True)
+        solver = DCDM(
+            untrained(seed=n_orth), grid_shape=(8, 8), n_orth=n_orth, keep_directions=True
+        )
         sol = solver.solve(A, b)
         P = sol.info["directions"]
         assert P.shape == (sol.iterations, 64)
@@ -219,3 +223,30 @@ def test_nan_from_the_operator_stops_with_finite_iterate():
     sol = DCDM(lambda r: r).solve(op, np.ones(64))
     assert not sol.converged and sol.info["stop_reason"] == "nonfinite"
     assert np.all(np.isfinite(sol.x)) and sol.message
+
+
+def test_a_network_that_does_not_help_hands_over_to_cg_and_says_so():
+    """A map whose directions are mostly fresh noise (a small multiple of r plus a random field of
+    r's size, new at every call) passes the cosine test but makes DCDM crawl; after the stall
+    window CG takes over and converges."""
+    A = gallery.poisson((24, 24))
+    n = A.shape[0]
+    b = np.random.default_rng(0).standard_normal(n)
+    rng = np.random.default_rng(1)
+
+    def poor(r):
+        return 0.05 * r + rng.standard_normal(n) * np.linalg.norm(r) / np.sqrt(n)
+
+    stuck = DCDM(poor, rtol=1e-8, maxiter=400, stall_window=None).solve(A, b)
+    assert not stuck.converged and stuck.info["cg_switch_iteration"] is None
+    sol = DCDM(poor, rtol=1e-8, maxiter=400, stall_window=30).solve(A, b)
+    assert sol.converged, sol
+    k = sol.info["cg_switch_iteration"]
+    assert k is not None and 30 <= k < sol.iterations
+    assert "CG took over" in sol.info.get("message", "") or "CG took over" in str(sol)
+    np.testing.assert_allclose(A @ sol.x, b, atol=1e-7 * np.linalg.norm(b))
+    # CG from the switch point needs about what CG needs from scratch
+    plain = cg(A, b, rtol=1e-8)
+    assert sol.iterations - k <= plain.iterations + 10
+    with pytest.raises(ValueError, match="stall_factor"):
+        DCDM(poor, stall_factor=1.5)

@@ -134,6 +134,12 @@ class DCDM:
 
     Each step costs one network application and one matvec (two when the network's direction is
     rejected for its curvature).
+
+    Guaranteed progress: when the residual norm has not fallen below ``stall_factor`` times its
+    value ``stall_window`` steps earlier, the network is judged not to help on this system and the
+    iteration continues as conjugate gradients restarted from the current iterate (which converges
+    on any SPD system); ``info["cg_switch_iteration"]`` records the step (None when it never
+    happened) and the message says so. ``stall_window=None`` never switches.
     """
 
     net: Any = field(default=None, repr=False)
@@ -145,6 +151,8 @@ class DCDM:
     maxiter: int | None = None
     replace_every: int = 10
     min_cosine: float = 1e-6
+    stall_window: int | None = 50
+    stall_factor: float = 0.5
     check_spd: bool | None = None
     keep_directions: bool = False
     callback: Callable[[int, Any], None] | None = field(default=None, repr=False, compare=False)
@@ -157,6 +165,14 @@ class DCDM:
             raise ValueError(f"replace_every must be an integer >= 1, got {self.replace_every!r}")
         if not (isinstance(self.min_cosine, int | float) and 0.0 <= self.min_cosine < 1.0):
             raise ValueError(f"min_cosine must be in [0, 1), got {self.min_cosine!r}")
+        if self.stall_window is not None and not (
+            isinstance(self.stall_window, int | np.integer) and self.stall_window >= 1
+        ):
+            raise ValueError(
+                f"stall_window must be None or an integer >= 1, got {self.stall_window!r}"
+            )
+        if not (isinstance(self.stall_factor, int | float) and 0.0 < self.stall_factor < 1.0):
+            raise ValueError(f"stall_factor must be in (0, 1), got {self.stall_factor!r}")
         if self.grid_shape is not None:
             shape = tuple(int(s) for s in self.grid_shape)
             if not shape or min(shape) < 1:
@@ -219,9 +235,7 @@ class DCDM:
         return NetworkPreconditioner(net, self.grid_shape)
 
     # ------------------------------------------------------------------ solve
-    def solve(
-        self, A: Any, b: Any, *, M: Any = None, x0: Any = None, mask: Any = None
-    ) -> Solution:
+    def solve(self, A: Any, b: Any, *, M: Any = None, x0: Any = None, mask: Any = None) -> Solution:
         """Solve ``A x = b``: A (n, n) SPD, b (n,), x0 (n,); ``M`` replaces ``net`` and ``mask``
         the constructor's mask for this call. Returns a :class:`Solution` with x (n,) of b's type;
         never raises on non-convergence (``converged=False``, finite x, ``stop_reason``)."""
@@ -271,6 +285,8 @@ class DCDM:
         kept: list[Any] | None = [] if self.keep_directions else None
         reasons: Counter = Counter()
         stop, message, last_failed = "", "", math.inf
+        use_net, switched = True, None  # switched: the step after which CG took over
+        ref_norm, ref_k = rnorm, 0  # the stall check's reference point
         if rnorm <= tol:
             stop = "rtol"
         if not math.isfinite(rnorm):
@@ -285,12 +301,29 @@ class DCDM:
             if k >= maxiter:
                 stop = "maxiter"
                 break
-            s = ops.copy(r)
-            scal(1.0 / rnorm, s)
-            q = pre.apply(s)
-            nnet += 1
             reason = ""
-            if not ops.all_finite(q):
+            if use_net:
+                s = ops.copy(r)
+                scal(1.0 / rnorm, s)
+                q = pre.apply(s)
+                nnet += 1
+            if not use_net:
+                q = ops.copy(r)  # conjugate gradients: r A-orthogonalised against the last step
+                q = orthogonalize(q)
+                qn, qr = norm(q), dot(q, r)
+                Aq = matvec(q)
+                nmv += 1
+                qAq = dot(q, Aq)
+                if not (math.isfinite(qAq) and qAq > 0.0):
+                    stop = "breakdown" if math.isfinite(qAq) else "nonfinite"
+                    message = (
+                        f"breakdown at iteration {k}: r^T A r = {qAq:.3e} <= 0, so A is not "
+                        "symmetric positive definite; use GMRES"
+                        if stop == "breakdown"
+                        else f"non-finite A r at iteration {k}; check A (its matvec) for NaN/Inf"
+                    )
+                    break
+            elif not ops.all_finite(q):
                 reason = "nonfinite"
             else:
                 if ops.aliases(q, s) or ops.aliases(q, r):
@@ -336,7 +369,7 @@ class DCDM:
                 replacements += 1
             else:
                 axpy(-alpha, Aq, r)
-            if self.n_orth:
+            if past.maxlen:
                 past.append((q, Aq, qAq))
             if kept is not None:
                 kept.append(ops.to_numpy(ops.copy(q)))
@@ -344,6 +377,11 @@ class DCDM:
                 self.callback(k, x)
             rnorm = norm(r)
             hist.append(rnorm)
+            if rnorm <= self.stall_factor * ref_norm:
+                ref_norm, ref_k = rnorm, k
+            elif use_net and self.stall_window is not None and k - ref_k >= self.stall_window:
+                use_net, switched = False, k
+                past = deque(maxlen=max(1, self.n_orth))  # restart: CG from the current iterate
             if not math.isfinite(rnorm):
                 axpy(-alpha, q, x)  # keep the last finite iterate
                 stop, message = "nonfinite", f"non-finite residual at iteration {k}; check A"
@@ -372,6 +410,12 @@ class DCDM:
             nmv += 1
             hist[-1] = norm(rt)
         fallbacks = sum(reasons.values())
+        if switched is not None and not message:
+            message = (
+                f"the network's directions stalled (residual not halved in {self.stall_window} "
+                f"steps), so CG took over after step {switched}; the network may not match this "
+                "system (another size, geometry or operator than it was trained on)"
+            )
         if fallbacks and not message and stop not in ("rtol", "atol"):
             message = (
                 f"{fallbacks} of {k} network directions were rejected "
@@ -383,6 +427,7 @@ class DCDM:
             precond_applies=nnet,
             network_applies=nnet,
             fallbacks=fallbacks,
+            cg_switch_iteration=switched,
             fallback_reasons={name: reasons.get(name, 0) for name in FALLBACK_REASONS},
             n_orth=self.n_orth,
             replacements=replacements,
