@@ -130,6 +130,7 @@ class Smoke:
         self.source = self._source_box(source)
         self.steps = 0
         self.history: list[StepRecord] = []
+        self.last_rhs = np.zeros(len(self.index))  # the latest pressure system's right-hand side
 
     # ------------------------------------------------------------------ geometry
     def _face_shape(self, d: int) -> tuple[int, ...]:
@@ -216,6 +217,7 @@ class Smoke:
         self.velocity = [u * self.open_face[d] for d, u in enumerate(new)]
         # projection
         b = -self.outflow()[self.fluid]
+        self.last_rhs = b
         rhs_norm = float(np.linalg.norm(b))
         x0 = self.pressure if self.warm_start else None
         ts = time.perf_counter()

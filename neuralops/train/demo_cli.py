@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -150,8 +151,15 @@ def _plot(path: Path, a: torch.Tensor, u: torch.Tensor, pred: torch.Tensor) -> P
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["smoke"]:  # its own options: neuralops demo smoke --help
+        from neuralops.pde.smoke_demo import main as smoke
+
+        return smoke(argv[1:])
     p = argparse.ArgumentParser(prog="neuralops demo", description="End-to-end demos.")
-    p.add_argument("name", choices=["quickstart"], help="which demo")
+    p.add_argument(
+        "name", choices=["quickstart", "smoke"], help="which demo (smoke: see demo smoke --help)"
+    )
     p.add_argument("--out", default="demo_out", help="folder for metrics.json and the figure")
     p.add_argument("--recipe", default=str(DEMO_RECIPE), help="dataset recipe to generate")
     p.add_argument("--data", help="dataset path (default: the recipe's run.out)")
