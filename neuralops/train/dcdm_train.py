@@ -1,8 +1,8 @@
 """Train a DCDM network from a recipe: ``python -m neuralops.train.dcdm_train RECIPE [--out DIR]``.
 
 The DCDM loss needs the training matrix, not a target field, so DCDM recipes have their own
-tables (``train/dcdm/*.toml``; the generic ``neuralops train`` recipes in ``train/*.toml`` cannot
-express that loss)::
+tables; ``neuralops train train/dcdm_*.toml`` recognises them by their ``[scene]`` table (and takes
+``--set TABLE.KEY=VALUE`` overrides)::
 
     [scene]  shape, seed, obstacles = [min, max], obstacle_size = [min, max], open_sides
              (the training matrix: the pressure Poisson matrix of one obstacle scene,
@@ -270,6 +270,47 @@ def run(
     return summary
 
 
+def report(s: dict[str, Any]) -> None:
+    """Print a training summary from :func:`run`."""
+    print(
+        f"{s['steps']} steps in {s['train_seconds']:.0f} s: val loss {s['initial_val_loss']:.4g} "
+        f"(untrained) -> {s['val_loss']:.4g}, train loss {s['train_loss']:.4g}"
+    )
+    for r in s["eval"]:
+        ratio = r["dcdm_iterations"] / max(r["cg_iterations"], 1)
+        switch = "" if r["dcdm_cg_switch"] is None else f", CG took over at {r['dcdm_cg_switch']}"
+        print(
+            f"  held-out scene {'x'.join(map(str, r['grid']))}: DCDM {r['dcdm_iterations']} it "
+            f"({r['dcdm_seconds']:.2f} s, fallbacks {r['dcdm_fallbacks']}{switch}), CG "
+            f"{r['cg_iterations']} it ({r['cg_seconds']:.2f} s): ratio {ratio:.2f}"
+        )
+    print(f"final model: {s['final']}")
+
+
+def is_dcdm_recipe(path: str | Path) -> bool:
+    """Whether a recipe file is a DCDM recipe (it has a ``[scene]`` table)."""
+    try:
+        return "scene" in tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return False
+
+
+def overrides_from(items: list[str]) -> dict[str, dict[str, Any]]:
+    """``["train.max_steps=10", ...]`` (values as TOML literals) -> ``{"train": {"max_steps": 10}}``."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        table, dot, name = key.strip().partition(".")
+        if not sep or not dot:
+            raise RecipeError(f"override {item!r}: expected TABLE.KEY=VALUE, e.g. train.lr=1e-4")
+        try:
+            parsed = tomllib.loads(f"v = {value}")["v"]
+        except tomllib.TOMLDecodeError:
+            parsed = value
+        out.setdefault(table, {})[name] = parsed
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m neuralops.train.dcdm_train",
@@ -289,17 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RecipeError, FileNotFoundError, ValueError) as exc:
         print(f"dcdm_train: error: {exc}", file=sys.stderr)
         return 2
-    print(
-        f"{s['steps']} steps in {s['train_seconds']:.0f} s: train loss {s['train_loss']:.4g}, val loss {s['val_loss']:.4g}"
-    )
-    for r in s["eval"]:
-        ratio = r["dcdm_iterations"] / max(r["cg_iterations"], 1)
-        print(
-            f"  grid {'x'.join(map(str, r['grid']))}: DCDM {r['dcdm_iterations']} it "
-            f"({r['dcdm_seconds']:.2f} s, fallbacks {r['dcdm_fallbacks']}), CG {r['cg_iterations']} it "
-            f"({r['cg_seconds']:.2f} s): ratio {ratio:.2f}"
-        )
-    print(f"final model: {s['final']}")
+    report(s)
     return 0 if all(r["dcdm_converged"] for r in s["eval"]) and math.isfinite(s["val_loss"]) else 1
 
 

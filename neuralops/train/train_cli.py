@@ -137,7 +137,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     a = p.parse_args(argv)
     from neuralops.data.errors import RecipeError
+    from neuralops.train import dcdm_train
 
+    if dcdm_train.is_dcdm_recipe(a.recipe):  # a [scene] table: the DCDM loss needs the matrix
+        try:
+            rec = dcdm_train.load_dcdm_recipe(a.recipe, dcdm_train.overrides_from(a.overrides))
+            summary = dcdm_train.run(rec, out=a.out, resume=a.resume)
+        except (RecipeError, FileNotFoundError, ValueError) as exc:
+            print(f"neuralops train: error: {exc}", file=sys.stderr)
+            return 2
+        dcdm_train.report(summary)
+        return 0
     try:
         r = run(a.recipe, a.overrides, out=a.out, resume=a.resume)
     except (RecipeError, FileNotFoundError) as exc:
