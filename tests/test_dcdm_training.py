@@ -113,8 +113,6 @@ def test_loss_is_scale_invariant_and_zero_for_the_exact_inverse(scene):
 
 
 def test_training_200_steps_halves_the_loss_and_keeps_masked_cells_zero(tmp_path):
-    from neuralops.train.dcdm_train import load_dcdm_recipe, run
-
     recipe = tmp_path / "dcdm.toml"
     recipe.write_text(
         f"""
@@ -129,7 +127,7 @@ samples = 400
 preset = "ref64"
 width = 8
 [train]
-max_steps = 200
+max_steps = 5
 batch_size = 10
 lr = 1e-3
 seed = 0
@@ -142,7 +140,16 @@ rtol = 1e-6
 maxiter = 500
 """
     )
-    summary = run(load_dcdm_recipe(recipe))
+    from neuralops.cli import main
+
+    # through `neuralops train` (it recognises the [scene] table); overrides as TABLE.KEY=VALUE
+    assert main(["train", str(recipe), "--set", "max_steps=3"]) == 2
+    assert main(["train", str(recipe), "--set", "train.no_such_key=3"]) == 2
+    assert main(["train", str(recipe), "--set", "train.max_steps=200"]) == 0
+    import json
+
+    summary = json.loads((tmp_path / "run" / "eval.json").read_text())
+    assert summary["steps"] == 200
     A, fluid = training_system(tmp_path / "ritz32.h5")
     from neuralops.models import load_pretrained
 
