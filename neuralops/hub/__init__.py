@@ -138,12 +138,14 @@ def catalog_entry(
     import hashlib
     import json
 
+    from neuralops._toml import toml_key, toml_value
+
     folder = Path(folder)
     config = json.loads((folder / "config.json").read_text())
     lines = ["[[model]]", f'name = "{name}"', f'version = "{version}"']
     lines.append(f'architecture = "{config["model_type"]}"')
     for key, value in fields.items():
-        lines.append(f"{key} = {_toml_value(value)}")
+        lines.append(f"{toml_key(key)} = {toml_value(value)}")
     lines.append("files = [")
     for path in sorted(p for p in folder.iterdir() if p.is_file()):
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -154,20 +156,3 @@ def catalog_entry(
         )
     lines.append("]")
     return "\n".join(lines) + "\n"
-
-
-def _toml_value(value: Any) -> str:
-    """``value`` as a TOML literal (strings, numbers, booleans, lists, inline tables)."""
-    import json
-
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    raise TypeError(f"cannot write {type(value).__name__} {value!r} as a TOML value")

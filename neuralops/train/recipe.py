@@ -22,14 +22,13 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
-import json
-import math
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from neuralops._toml import dump_toml
 from neuralops.data.errors import RecipeError
 from neuralops.pde.recipe import check_keys
 from neuralops.train.config import TrainConfig
@@ -400,42 +399,3 @@ def build_model_for(recipe: TrainRecipe, train_data: Any):
     if problems:
         raise RecipeError(f"{recipe.source}: " + "; ".join(problems))
     return build_model(cfg)
-
-
-# ------------------------------------------------------------------------------------ TOML output
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if math.isnan(v):
-            return "nan"
-        if math.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return repr(v)
-    if isinstance(v, str):
-        return json.dumps(v)
-    if isinstance(v, list | tuple):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, Mapping):
-        return "{ " + ", ".join(f"{_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    if v is None:
-        raise ValueError("TOML has no null")
-    raise TypeError(f"cannot write {type(v).__name__} {v!r} as TOML")
-
-
-def _key(k: str) -> str:
-    return k if k.replace("_", "").replace("-", "").isalnum() else json.dumps(k)
-
-
-def dump_toml(tables: Mapping[str, Mapping[str, Any]]) -> str:
-    """A TOML document of one level of tables (nested mappings as inline tables; None values dropped)."""
-    lines: list[str] = []
-    for name, table in tables.items():
-        lines.append(f"[{_key(name)}]")
-        lines += [f"{_key(k)} = {_toml_value(v)}" for k, v in table.items() if v is not None]
-        lines.append("")
-    return "\n".join(lines)
