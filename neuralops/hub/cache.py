@@ -5,8 +5,10 @@ its catalog size and full sha256. Per file:
 
 1. a file already in the cache whose size and mtime match its manifest (or, failing that, whose
    sha256 matches) is used as it is: no network, offline or not;
-2. offline (``local_files_only=True`` or ``NEURALOPS_OFFLINE=1``) a missing file raises
-   :class:`OfflineError` naming the path, size, sha256 and URLs to copy it from by hand;
+2. offline (``local_files_only=True`` or ``NEURALOPS_OFFLINE=1``) no socket is opened: a missing
+   file is copied (and verified) only from a source on this machine (weights shipped next to the
+   catalog, ``file://``); with none, :class:`OfflineError` names the path, size, sha256 and URLs to
+   copy it from by hand;
 3. otherwise ``<file>.lock`` is taken (another process downloading the same file is waited for,
    then its result reused) and the sources are tried in order: ``NEURALOPS_MIRROR``
    (``{mirror}/{name}/{version}/{file}``), then the entry's URLs (``http(s)://``, ``file://``, plain
@@ -284,11 +286,19 @@ def _transfer(url: str, part: Path, f: FileEntry) -> str:
     return h.hexdigest()
 
 
-def _fetch_file(entry: ModelEntry, f: FileEntry, folder: Path, verify: str) -> Path:
+def _is_local(url: str) -> bool:
+    return urllib.parse.urlparse(url).scheme not in ("http", "https")
+
+
+def _fetch_file(
+    entry: ModelEntry, f: FileEntry, folder: Path, verify: str, *, local_only: bool = False
+) -> Path:
     final = folder / f.name
     part = folder / f"{f.name}.part"
     outcomes: list[str] = []
     for url in _sources(entry, f):
+        if local_only and not _is_local(url):
+            continue
         for attempt in range(RETRIES):
             try:
                 found = _transfer(url, part, f)
@@ -400,7 +410,7 @@ def _fetch_entry(
         path = folder / f.name
         if _valid(path, f, verify):
             continue
-        if offline:
+        if offline and not any(_is_local(u) for u in _sources(entry, f)):
             raise OfflineError(
                 f"offline and {entry.name} {entry.version} / {f.name} is not in the cache: expected "
                 f"{path} ({f.size} bytes, sha256 {f.sha256}); copy it there from one of "
@@ -413,7 +423,8 @@ def _fetch_entry(
                     continue
                 if path.exists():
                     path.unlink()  # a file that fails verification is never kept
-                _fetch_file(entry, f, folder, verify)
+                # offline, only files on this machine are copied (shipped weights, file://)
+                _fetch_file(entry, f, folder, verify, local_only=offline)
         except Timeout:
             raise DownloadError(
                 f"waited {lock_timeout:.0f} s for {lock.lock_file}, held by another download of "
