@@ -19,6 +19,8 @@ BENCHMARKS = [
     "skr",
     "trainer_overhead",
     "mgno_vs_fno",
+    "hub_download",
+    "dcdm",
 ]
 
 
