@@ -136,6 +136,35 @@ def smooth_rhs(fluid: np.ndarray, seed: int, *, width: float = 2.0) -> np.ndarra
     return b / np.linalg.norm(b)
 
 
+def scene_of(resolved: dict[str, dict[str, Any]], seed: int) -> np.ndarray:
+    """The fluid mask of obstacle scene ``seed`` with the recipe's ``[scene]`` settings."""
+    from neuralops.pde.pressure import obstacle_scene
+
+    scene = resolved["scene"]
+    return obstacle_scene(
+        tuple(int(s) for s in scene["shape"]),
+        seed,
+        count=tuple(scene["obstacles"]),
+        size=tuple(scene["obstacle_size"]),
+        open_sides=scene["open_sides"],
+    )
+
+
+def heldout_systems(
+    resolved: dict[str, dict[str, Any]],
+) -> list[tuple[Any, np.ndarray, np.ndarray]]:
+    """``(A, fluid, b)`` of the recipe's ``[eval] scenes``: pressure matrices of held-out obstacle
+    scenes with a smooth right-hand side each."""
+    from neuralops.pde.pressure import pressure_poisson
+
+    out = []
+    for seed in resolved["eval"]["scenes"]:
+        f = scene_of(resolved, int(seed))
+        A = pressure_poisson(f, open_sides=resolved["scene"]["open_sides"])
+        out.append((A, f, smooth_rhs(f, int(seed))))
+    return out
+
+
 def evaluate_dcdm(
     model: torch.nn.Module,
     systems: list[tuple[Any, np.ndarray, np.ndarray]],
@@ -173,7 +202,6 @@ def run(
     """Generate the data (when missing), train, evaluate, save; returns a summary dict."""
     from neuralops.data import PDEDataset
     from neuralops.models import DCDMNet
-    from neuralops.pde.pressure import obstacle_scene, pressure_poisson
     from neuralops.train.dcdm_data import training_system, write_ritz_dataset
     from neuralops.train.losses import DCDMLoss
     from neuralops.train.trainer import Trainer
@@ -183,13 +211,7 @@ def run(
     shape = tuple(int(s) for s in scene["shape"])
 
     def make_scene(seed: int) -> np.ndarray:
-        return obstacle_scene(
-            shape,
-            seed,
-            count=tuple(scene["obstacles"]),
-            size=tuple(scene["obstacle_size"]),
-            open_sides=scene["open_sides"],
-        )
+        return scene_of(rec.resolved, seed)
 
     data_path = Path(data_t["path"])
     if not data_path.exists():
@@ -228,12 +250,7 @@ def run(
     val_metrics = trainer.evaluate(val)
     model = trainer.model.to("cpu").eval()
 
-    systems = []
-    for seed in ev["scenes"]:
-        f = make_scene(int(seed))
-        systems.append(
-            (pressure_poisson(f, open_sides=scene["open_sides"]), f, smooth_rhs(f, int(seed)))
-        )
+    systems = heldout_systems(rec.resolved)
     rows = evaluate_dcdm(model, systems, rtol=float(ev["rtol"]), maxiter=int(ev["maxiter"]))
     out_dir = Path(cfg.out_dir)
     summary = {
