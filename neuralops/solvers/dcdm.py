@@ -307,41 +307,26 @@ class DCDM:
                 scal(1.0 / rnorm, s)
                 q = pre.apply(s)
                 nnet += 1
-            if not use_net:
-                q = ops.copy(r)  # conjugate gradients: r A-orthogonalised against the last step
-                q = orthogonalize(q)
-                qn, qr = norm(q), dot(q, r)
-                Aq = matvec(q)
-                nmv += 1
-                qAq = dot(q, Aq)
-                if not (math.isfinite(qAq) and qAq > 0.0):
-                    stop = "breakdown" if math.isfinite(qAq) else "nonfinite"
-                    message = (
-                        f"breakdown at iteration {k}: r^T A r = {qAq:.3e} <= 0, so A is not "
-                        "symmetric positive definite; use GMRES"
-                        if stop == "breakdown"
-                        else f"non-finite A r at iteration {k}; check A (its matvec) for NaN/Inf"
-                    )
-                    break
-            elif not ops.all_finite(q):
-                reason = "nonfinite"
-            else:
-                if ops.aliases(q, s) or ops.aliases(q, r):
-                    q = ops.copy(q)  # an identity map returned its input
-                q = orthogonalize(q)
-                qn, qr = norm(q), dot(q, r)
-                if not qn > 0.0:
-                    reason = "zero"
-                elif not abs(qr) > self.min_cosine * qn * rnorm:
-                    reason = "cosine"
+                if not ops.all_finite(q):
+                    reason = "nonfinite"
                 else:
-                    Aq = matvec(q)
-                    nmv += 1
-                    qAq = dot(q, Aq)
-                    if not (math.isfinite(qAq) and qAq > 0.0):
-                        reason = "curvature"
-            if reason:
-                reasons[reason] += 1
+                    if ops.aliases(q, s) or ops.aliases(q, r):
+                        q = ops.copy(q)  # an identity map returned its input
+                    q = orthogonalize(q)
+                    qn, qr = norm(q), dot(q, r)
+                    if not qn > 0.0:
+                        reason = "zero"
+                    elif not abs(qr) > self.min_cosine * qn * rnorm:
+                        reason = "cosine"
+                    else:
+                        Aq = matvec(q)
+                        nmv += 1
+                        qAq = dot(q, Aq)
+                        if not (math.isfinite(qAq) and qAq > 0.0):
+                            reason = "curvature"
+                if reason:
+                    reasons[reason] += 1
+            if reason or not use_net:  # a fallback step, or CG after the hand-over
                 q = orthogonalize(ops.copy(r))
                 qr = dot(q, r)
                 Aq = matvec(q)
@@ -350,7 +335,7 @@ class DCDM:
                 if not (math.isfinite(qAq) and qAq > 0.0):
                     stop = "breakdown" if math.isfinite(qAq) else "nonfinite"
                     message = (
-                        f"breakdown at iteration {k}: r^T A r = {qAq:.3e} <= 0 for the fallback "
+                        f"breakdown at iteration {k}: r^T A r = {qAq:.3e} <= 0 for the residual "
                         "direction, so A is not symmetric positive definite; use GMRES"
                         if stop == "breakdown"
                         else f"non-finite A r at iteration {k}; check A (its matvec) for NaN/Inf"
