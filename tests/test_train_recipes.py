@@ -22,11 +22,18 @@ def test_recipes_exist():
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
 def test_recipe_builds_model_and_optimizer(path):
-    rec = load_train_recipe(path)
-    model = build_model(rec.model_config(in_channels=1, out_channels=1))
-    opt = build_optimizer(model, rec.config)
-    units = rec.config.max_epochs if rec.config.scheduler_unit == "epoch" else 100
-    build_scheduler(opt, rec.config, total_steps=units or 1)
+    from neuralops.train.dcdm_train import is_dcdm_recipe, load_dcdm_recipe
+
+    if is_dcdm_recipe(path):  # DCDM recipes: [scene] [data] [model] [train] [log] [eval]
+        rec = load_dcdm_recipe(path)
+        model, config = build_model(rec.model_config()), rec.train_config()
+    else:
+        rec = load_train_recipe(path)
+        model = build_model(rec.model_config(in_channels=1, out_channels=1))
+        config = rec.config
+    opt = build_optimizer(model, config)
+    units = config.max_epochs if config.scheduler_unit == "epoch" else 100
+    build_scheduler(opt, config, total_steps=units or 1)
     assert model.n_params() > 0
 
 
