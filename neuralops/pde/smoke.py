@@ -183,14 +183,7 @@ class Smoke:
 
     def outflow(self) -> np.ndarray:
         """Net outflow of every cell (grid shape): the discrete divergence times the cell volume."""
-        D = np.zeros(self.shape)
-        for d in range(self.dim):
-            u = self.velocity[d]
-            hi = [slice(None)] * self.dim
-            lo = [slice(None)] * self.dim
-            hi[d], lo[d] = slice(1, None), slice(None, -1)
-            D += u[tuple(hi)] - u[tuple(lo)]
-        return D
+        return sum(np.diff(u, axis=d) for d, u in enumerate(self.velocity))
 
     def max_divergence(self) -> float:
         """``||div u||_2`` over the fluid cells (cell units)."""
@@ -204,10 +197,7 @@ class Smoke:
         self.density[self.source] = 1.0
         # buoyancy on the vertical faces (the face between cells k-1 and k averages their density)
         rho = np.pad(self.density, [(0, 0)] * up + [(1, 1)], mode="edge")
-        lo = [slice(None)] * self.dim
-        hi = [slice(None)] * self.dim
-        lo[up], hi[up] = slice(None, -1), slice(1, None)
-        self.velocity[up] += self.dt * self.buoyancy * 0.5 * (rho[tuple(lo)] + rho[tuple(hi)])
+        self.velocity[up] += self.dt * self.buoyancy * 0.5 * (rho[..., :-1] + rho[..., 1:])
         src = list(self.source)
         src[up] = slice(self.source[up].start, self.source[up].stop + 1)
         self.velocity[up][tuple(src)] = self.inflow
@@ -241,7 +231,7 @@ class Smoke:
             pad = [(0, 0)] * self.dim
             pad[d] = (1, 1)
             Pp = np.pad(P, pad)  # ghost cells: 0 above the open top; solid faces are closed anyway
-            self.velocity[d] -= self._gradient(Pp, d)
+            self.velocity[d] -= np.diff(Pp, axis=d)  # p[k] - p[k-1] on the faces normal to d
             self.velocity[d] *= self.open_face[d]
         rec = StepRecord(
             step=self.steps,
@@ -254,13 +244,6 @@ class Smoke:
         self.steps += 1
         self.history.append(rec)
         return rec
-
-    def _gradient(self, Pp: np.ndarray, d: int) -> np.ndarray:
-        """``p[k] - p[k-1]`` on the faces normal to ``d`` from the ghost-padded pressure."""
-        hi = [slice(None)] * self.dim
-        lo = [slice(None)] * self.dim
-        hi[d], lo[d] = slice(1, None), slice(None, -1)
-        return Pp[tuple(hi)] - Pp[tuple(lo)]
 
     def run(self, steps: int, callback: Any = None) -> list[StepRecord]:
         """``steps`` steps; ``callback(sim, record)`` after each (e.g. to save a frame)."""
