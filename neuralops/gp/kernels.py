@@ -1,0 +1,293 @@
+"""Stationary 1-D kernels with closed-form derivatives, and their product over axes.
+
+Every 1-D kernel is a sum of ``Q`` components ``w_q env_q(r) cos(2 pi mu_q r)`` in the signed lag
+``r = x - x'``; the d-D kernel is the product over axes. Derivatives up to order 4 are closed forms
+(never autograd through ``|r|``: torch's ``abs`` has derivative 0 at 0, which would zero the diagonal
+of ``K''``). Autograd is used only for hyperparameters.
+
+Sign rule: ``d^a/dx^a d^b/dx'^b k(x - x') = (-1)^b k^{(a+b)}(r)``, per axis factor.
+
+>>> import torch
+>>> k = SE1d(lengthscale=0.5)
+>>> r = torch.tensor([0.0, 0.3], dtype=torch.float64)
+>>> k.deriv(r, 2)[0].item()          # -1/l^2 at r = 0
+-4.0
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+
+__all__ = [
+    "AbstractKernel1d",
+    "GaussianMixture1d",
+    "StudentTMixture1d",
+    "SE1d",
+    "Matern1d",
+    "ProductKernel",
+    "make_kernel",
+    "KERNELS",
+]
+
+F64 = torch.float64
+
+
+def _param(v, shape=None) -> torch.nn.Parameter:
+    t = torch.as_tensor(v, dtype=F64)
+    if shape is not None:
+        t = t.expand(shape).clone()
+    return torch.nn.Parameter(t.clone())
+
+
+class AbstractKernel1d(torch.nn.Module):
+    """A 1-D stationary mixture kernel. Parameters (float64, shape ``(Q,)``):
+
+    ``log_weight`` (w = exp), ``log_inv_ls`` (the envelope rate, see the subclass), ``mu`` (frequency
+    in cycles per unit length). ``max_order`` is the highest derivative available in closed form.
+    """
+
+    max_order: int = 0
+
+    def __init__(self, n_components: int, log_weight, log_inv_ls, mu, *, learn_mu: bool = True):
+        super().__init__()
+        q = int(n_components)
+        if q < 1:
+            raise ValueError(f"n_components: expected Q >= 1, got {n_components}")
+        self.log_weight = _param(log_weight, (q,))
+        self.log_inv_ls = _param(log_inv_ls, (q,))
+        self.mu = _param(mu, (q,))
+        self.mu.requires_grad_(learn_mu)
+
+    @property
+    def n_components(self) -> int:
+        return self.log_weight.numel()
+
+    def _check_order(self, n: int) -> None:
+        if not 0 <= n <= self.max_order:
+            raise ValueError(
+                f"{type(self).__name__}: derivative order {n} is not available "
+                f"(max_order = {self.max_order}); use a smoother kernel, e.g. 'gm' or Matern nu=5/2"
+            )
+
+    def deriv(self, r: torch.Tensor, n: int = 0) -> torch.Tensor:
+        """``k^{(n)}(r)`` at signed lags ``r`` (any shape), summed over components; same shape as r."""
+        self._check_order(n)
+        r = torch.as_tensor(r, dtype=F64)
+        return self._components(r.unsqueeze(-1), n).sum(dim=-1)
+
+    def _components(self, r: torch.Tensor, n: int) -> torch.Tensor:  # (..., 1) -> (..., Q)
+        raise NotImplementedError
+
+    def matrix(self, xa: torch.Tensor, xb: torch.Tensor, n: int = 0) -> torch.Tensor:
+        """``K[a, b] = k^{(n)}(xa[a] - xb[b])``, shape ``(len(xa), len(xb))``."""
+        return self.deriv(xa[:, None] - xb[None, :], n)
+
+    def toeplitz(self, h: float, m: int, n: int = 0) -> torch.Tensor:
+        """The same matrix on ``m`` uniform nodes of spacing ``h`` from ``m`` lag evaluations."""
+        lags = torch.arange(m, dtype=F64) * h
+        vals = self.deriv(lags, n)
+        idx = torch.arange(m)
+        diff = idx[:, None] - idx[None, :]
+        out = vals[diff.abs()]
+        if n % 2:
+            out = out * torch.sign(diff).to(F64)
+        return out
+
+    def describe(self) -> dict:
+        """Component weights, frequencies and length-scales, sorted by decreasing weight."""
+        with torch.no_grad():
+            w = self.log_weight.exp()
+            order = torch.argsort(w, descending=True)
+            return {
+                "kernel": type(self).__name__,
+                "weight": w[order].tolist(),
+                "mu": self.mu[order].tolist(),
+                "lengthscale": self.lengthscale()[order].tolist(),
+            }
+
+    def lengthscale(self) -> torch.Tensor:
+        raise NotImplementedError
+
+    def extra_repr(self) -> str:
+        return f"Q={self.n_components}, max_order={self.max_order}"
+
+
+class GaussianMixture1d(AbstractKernel1d):
+    """Spectral mixture with Gaussian spectra (GP-HM-GM): ``w exp(-a r^2) cos(b r)``, ``a = exp(log_inv_ls)``,
+    ``b = 2 pi mu``. Closed-form derivatives through ``k^{(n)} = w E Re[P_n(r) e^{ibr}]``,
+    ``P_0 = 1``, ``P_{n+1} = P_n' + (ib - 2ar) P_n``."""
+
+    max_order = 4
+
+    def _components(self, r, n):
+        w, a, b = self.log_weight.exp(), self.log_inv_ls.exp(), 2 * math.pi * self.mu
+        # polynomial coefficients in r, complex as (re, im) pairs of (Q,) tensors
+        zero = torch.zeros_like(a)
+        poly = [(torch.ones_like(a), zero)]
+        for _ in range(n):
+            nxt = [(zero, zero)] * (len(poly) + 1)
+            for k, (re, im) in enumerate(poly):
+                if k > 0:  # derivative: k c_k r^{k-1}
+                    pr, pi = nxt[k - 1]
+                    nxt[k - 1] = (pr + k * re, pi + k * im)
+                pr, pi = nxt[k]  # i b c_k r^k
+                nxt[k] = (pr - b * im, pi + b * re)
+                pr, pi = nxt[k + 1]  # -2 a c_k r^{k+1}
+                nxt[k + 1] = (pr - 2 * a * re, pi - 2 * a * im)
+            poly = nxt
+        p_re = sum(re * r**k for k, (re, _) in enumerate(poly))
+        p_im = sum(im * r**k for k, (_, im) in enumerate(poly))
+        br = b * r
+        return w * torch.exp(-a * r * r) * (p_re * torch.cos(br) - p_im * torch.sin(br))
+
+    def lengthscale(self):
+        return 1.0 / torch.sqrt(2.0 * self.log_inv_ls.exp())
+
+
+def _matern_envelope(nu: float, alpha: torch.Tensor, r: torch.Tensor, k: int) -> torch.Tensor:
+    """``gamma^{(k)}(r)`` of the Matern envelope with rate ``alpha``, in closed form."""
+    s = r.abs()
+    e = torch.exp(-alpha * s)
+    a2 = alpha * alpha
+    if nu == 2.5:
+        forms = (
+            lambda: (1 + alpha * s + a2 * s * s / 3) * e,
+            lambda: -(a2 / 3) * r * (1 + alpha * s) * e,
+            lambda: -(a2 / 3) * (1 + alpha * s - a2 * s * s) * e,
+            lambda: (a2 * a2 / 3) * r * (3 - alpha * s) * e,
+            lambda: (a2 * a2 / 3) * (3 - 5 * alpha * s + a2 * s * s) * e,
+        )
+    elif nu == 1.5:
+        forms = (lambda: (1 + alpha * s) * e, lambda: -a2 * r * e, lambda: -a2 * (1 - alpha * s) * e)
+    else:  # nu = 1/2: exponential kernel, Cauchy spectrum
+        forms = (lambda: e,)
+    return forms[k]()
+
+
+class StudentTMixture1d(AbstractKernel1d):
+    """Spectral mixture with Student-t spectra (GP-HM-StM): ``w gamma_nu(r; alpha) cos(b r)`` with the
+    Matern envelope ``gamma_nu``, ``alpha = sqrt(2 nu) exp(log_inv_ls)``. ``nu`` in {1/2, 3/2, 5/2}:
+    ``max_order`` 0, 2, 4 (nu = 1/2, the Cauchy spectrum, is not differentiable)."""
+
+    def __init__(self, n_components, log_weight, log_inv_ls, mu, *, nu: float = 2.5, learn_mu=True):
+        super().__init__(n_components, log_weight, log_inv_ls, mu, learn_mu=learn_mu)
+        if nu not in (0.5, 1.5, 2.5):
+            raise ValueError(f"nu: expected 0.5, 1.5 or 2.5 (closed-form Matern envelopes), got {nu}")
+        self.nu = float(nu)
+        self.max_order = {0.5: 0, 1.5: 2, 2.5: 4}[self.nu]
+
+    def _alpha(self):
+        return math.sqrt(2 * self.nu) * self.log_inv_ls.exp()
+
+    def _components(self, r, n):
+        w, alpha, b = self.log_weight.exp(), self._alpha(), 2 * math.pi * self.mu
+        total = 0.0
+        for k in range(n + 1):
+            m = n - k
+            total = total + math.comb(n, k) * _matern_envelope(self.nu, alpha, r, k) * b**m * torch.cos(
+                b * r + m * math.pi / 2
+            )
+        return w * total
+
+    def lengthscale(self):
+        return torch.exp(-self.log_inv_ls)
+
+    def describe(self) -> dict:
+        return {**super().describe(), "nu": self.nu}
+
+    def extra_repr(self) -> str:
+        return f"Q={self.n_components}, nu={self.nu}, max_order={self.max_order}"
+
+
+class SE1d(GaussianMixture1d):
+    """Squared exponential ``w exp(-r^2 / (2 l^2))`` (Q = 1, mu fixed at 0)."""
+
+    def __init__(self, lengthscale: float = 1.0, weight: float = 1.0):
+        if lengthscale <= 0 or weight <= 0:
+            raise ValueError(f"SE1d: lengthscale and weight must be > 0, got {lengthscale}, {weight}")
+        super().__init__(1, math.log(weight), -math.log(2 * lengthscale**2), 0.0, learn_mu=False)
+
+
+class Matern1d(StudentTMixture1d):
+    """Matern-nu ``w gamma_nu(r; sqrt(2 nu) / l)`` (Q = 1, mu fixed at 0)."""
+
+    def __init__(self, lengthscale: float = 1.0, weight: float = 1.0, nu: float = 2.5):
+        if lengthscale <= 0 or weight <= 0:
+            raise ValueError(f"Matern1d: lengthscale and weight must be > 0, got {lengthscale}, {weight}")
+        super().__init__(1, math.log(weight), -math.log(lengthscale), 0.0, nu=nu, learn_mu=False)
+
+
+#: kernel names accepted by :func:`make_kernel`
+KERNELS = ("gm", "stm", "se", "matern")
+
+
+def make_kernel(
+    name: str, *, n_components: int = 30, freq_scale: float = 20.0, nu: float = 2.5
+) -> AbstractKernel1d:
+    """A 1-D kernel at the GP-HM reference initialisation: ``log w = -log Q``, ``log_inv_ls = 0``,
+    ``mu = linspace(0, freq_scale, Q)``; ``se``/``matern`` are one component with ``mu = 0``."""
+    if name not in KERNELS:
+        raise ValueError(f"kernel: unknown name {name!r}; choose one of {', '.join(KERNELS)}")
+    if name in ("se", "matern"):
+        k = SE1d() if name == "se" else Matern1d(nu=nu)
+        with torch.no_grad():
+            k.log_inv_ls.zero_()
+        return k
+    q = int(n_components)
+    if q < 1:
+        raise ValueError(f"n_components: expected Q >= 1, got {n_components}")
+    if not freq_scale > 0:
+        raise ValueError(f"freq_scale: expected F > 0 (cycles per unit length), got {freq_scale}")
+    mu = torch.linspace(0.0, float(freq_scale), q, dtype=F64)
+    cls = GaussianMixture1d if name == "gm" else StudentTMixture1d
+    kw = {"nu": nu} if name == "stm" else {}
+    return cls(q, -math.log(q), 0.0, mu, **kw)
+
+
+class ProductKernel(torch.nn.Module):
+    """``k(x, x') = prod_j k_j(x_j - x'_j)`` over ``d`` axes, one 1-D kernel per axis."""
+
+    def __init__(self, factors: Sequence[AbstractKernel1d]):
+        super().__init__()
+        if not factors:
+            raise ValueError("ProductKernel: need one 1-D kernel per axis")
+        self.factors = torch.nn.ModuleList(factors)
+
+    @property
+    def dim(self) -> int:
+        return len(self.factors)
+
+    @property
+    def max_order(self) -> tuple[int, ...]:
+        return tuple(k.max_order for k in self.factors)
+
+    def block(
+        self,
+        xa: torch.Tensor,
+        xb: torch.Tensor,
+        alpha: Sequence[int] | None = None,
+        beta: Sequence[int] | None = None,
+    ) -> torch.Tensor:
+        """``D^alpha_x D^beta_x' k(xa_i, xb_j)``, shape ``(len(xa), len(xb))``; xa, xb are ``(N, d)``."""
+        d = self.dim
+        alpha = tuple(alpha or (0,) * d)
+        beta = tuple(beta or (0,) * d)
+        if xa.shape[-1] != d or xb.shape[-1] != d or len(alpha) != d or len(beta) != d:
+            raise ValueError(
+                f"ProductKernel.block: expected points (N, {d}) and {d}-long multi-indices, got "
+                f"{tuple(xa.shape)}, {tuple(xb.shape)}, {alpha}, {beta}"
+            )
+        out = None
+        for j, k in enumerate(self.factors):
+            n = alpha[j] + beta[j]
+            f = k.deriv(xa[:, j, None] - xb[None, :, j], n)
+            if beta[j] % 2:
+                f = -f
+            out = f if out is None else out * f
+        return out
+
+    def describe(self) -> list[dict]:
+        return [k.describe() for k in self.factors]
