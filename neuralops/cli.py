@@ -14,7 +14,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "info": ("neuralops.data.info_cli", "summarise or check (--check, --deep) a dataset file"),
     "solve": (
         "neuralops.solvers.solve_cli",
-        "solve a linear system (.mtx/.npz or --gallery) and summarise it",
+        "solve a linear system (.mtx/.npz or --gallery), or a GP benchmark case (--gp)",
     ),
     "train": ("neuralops.train.train_cli", "train a model from a recipe (train/*.toml)"),
     "eval": ("neuralops.train.eval_cli", "evaluate a trained model on a dataset split"),
@@ -24,7 +24,11 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "fetch a pretrained model (--list shows the catalog)",
     ),
     "hub": ("neuralops.hub.hub_cli", "model-zoo maintenance: print a catalog entry for a folder"),
+    "bench": ("neuralops.gp.bench_cli", "side-by-side benchmarks: `neuralops bench gp [--quick]`"),
 }
+
+#: ``neuralops solve --gp ...`` goes to the GP solvers, not the linear-system solver
+GP_SOLVE_MODULE = "neuralops.gp.solve_cli"
 
 
 def _usage() -> str:
@@ -54,7 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         hint = f"; did you mean {close[0]!r}?" if close else ""
         print(f"neuralops: unknown command {name!r}{hint}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
+    target = COMMANDS[name][0]
+    if name == "solve" and any(a == "--gp" or a.startswith("--gp=") for a in rest):
+        target = GP_SOLVE_MODULE
+    module = importlib.import_module(target)
     return int(module.main(rest) or 0)
 
 

@@ -17,7 +17,7 @@ Sign rule: ``d^a/dx^a d^b/dx'^b k(x - x') = (-1)^b k^{(a+b)}(r)``, per axis fact
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -87,14 +87,12 @@ class AbstractKernel1d(torch.nn.Module):
 
     def toeplitz(self, h: float, m: int, n: int = 0) -> torch.Tensor:
         """The same matrix on ``m`` uniform nodes of spacing ``h`` from ``m`` lag evaluations."""
-        lags = torch.arange(m, dtype=F64) * h
+        device = self.log_weight.device
+        lags = torch.arange(m, dtype=F64, device=device) * h
         vals = self.deriv(lags, n)
-        idx = torch.arange(m)
-        diff = idx[:, None] - idx[None, :]
-        out = vals[diff.abs()]
-        if n % 2:
-            out = out * torch.sign(diff).to(F64)
-        return out
+        index, sign = _toeplitz_index(m, device)
+        out = vals[index]
+        return out * sign if n % 2 else out
 
     def describe(self) -> dict:
         """Component weights, frequencies and length-scales, sorted by decreasing weight."""
@@ -113,6 +111,21 @@ class AbstractKernel1d(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"Q={self.n_components}, max_order={self.max_order}"
+
+
+_TOEPLITZ_CACHE: dict = {}
+
+
+def _toeplitz_index(m: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``|a - b|`` and ``sign(a - b)`` for an ``m x m`` Toeplitz gather (cached per size)."""
+    key = (m, str(device))
+    if key not in _TOEPLITZ_CACHE:
+        idx = torch.arange(m, device=device)
+        diff = idx[:, None] - idx[None, :]
+        if len(_TOEPLITZ_CACHE) > 16:
+            _TOEPLITZ_CACHE.clear()
+        _TOEPLITZ_CACHE[key] = (diff.abs(), torch.sign(diff).to(F64))
+    return _TOEPLITZ_CACHE[key]
 
 
 class GaussianMixture1d(AbstractKernel1d):
@@ -161,7 +174,11 @@ def _matern_envelope(nu: float, alpha: torch.Tensor, r: torch.Tensor, k: int) ->
             lambda: (a2 * a2 / 3) * (3 - 5 * alpha * s + a2 * s * s) * e,
         )
     elif nu == 1.5:
-        forms = (lambda: (1 + alpha * s) * e, lambda: -a2 * r * e, lambda: -a2 * (1 - alpha * s) * e)
+        forms = (
+            lambda: (1 + alpha * s) * e,
+            lambda: -a2 * r * e,
+            lambda: -a2 * (1 - alpha * s) * e,
+        )
     else:  # nu = 1/2: exponential kernel, Cauchy spectrum
         forms = (lambda: e,)
     return forms[k]()
@@ -175,7 +192,9 @@ class StudentTMixture1d(AbstractKernel1d):
     def __init__(self, n_components, log_weight, log_inv_ls, mu, *, nu: float = 2.5, learn_mu=True):
         super().__init__(n_components, log_weight, log_inv_ls, mu, learn_mu=learn_mu)
         if nu not in (0.5, 1.5, 2.5):
-            raise ValueError(f"nu: expected 0.5, 1.5 or 2.5 (closed-form Matern envelopes), got {nu}")
+            raise ValueError(
+                f"nu: expected 0.5, 1.5 or 2.5 (closed-form Matern envelopes), got {nu}"
+            )
         self.nu = float(nu)
         self.max_order = {0.5: 0, 1.5: 2, 2.5: 4}[self.nu]
 
@@ -187,9 +206,9 @@ class StudentTMixture1d(AbstractKernel1d):
         total = 0.0
         for k in range(n + 1):
             m = n - k
-            total = total + math.comb(n, k) * _matern_envelope(self.nu, alpha, r, k) * b**m * torch.cos(
-                b * r + m * math.pi / 2
-            )
+            total = total + math.comb(n, k) * _matern_envelope(
+                self.nu, alpha, r, k
+            ) * b**m * torch.cos(b * r + m * math.pi / 2)
         return w * total
 
     def lengthscale(self):
@@ -207,7 +226,9 @@ class SE1d(GaussianMixture1d):
 
     def __init__(self, lengthscale: float = 1.0, weight: float = 1.0):
         if lengthscale <= 0 or weight <= 0:
-            raise ValueError(f"SE1d: lengthscale and weight must be > 0, got {lengthscale}, {weight}")
+            raise ValueError(
+                f"SE1d: lengthscale and weight must be > 0, got {lengthscale}, {weight}"
+            )
         super().__init__(1, math.log(weight), -math.log(2 * lengthscale**2), 0.0, learn_mu=False)
 
 
@@ -216,7 +237,9 @@ class Matern1d(StudentTMixture1d):
 
     def __init__(self, lengthscale: float = 1.0, weight: float = 1.0, nu: float = 2.5):
         if lengthscale <= 0 or weight <= 0:
-            raise ValueError(f"Matern1d: lengthscale and weight must be > 0, got {lengthscale}, {weight}")
+            raise ValueError(
+                f"Matern1d: lengthscale and weight must be > 0, got {lengthscale}, {weight}"
+            )
         super().__init__(1, math.log(weight), -math.log(lengthscale), 0.0, nu=nu, learn_mu=False)
 
 

@@ -47,6 +47,12 @@ def config_to_dict(config: Any) -> dict:
         v = getattr(config, f.name)
         if isinstance(v, torch.nn.Module):
             v = {"module": type(v).__name__, "describe": getattr(v, "describe", lambda: None)()}
+        elif isinstance(v, torch.Tensor):  # e.g. explicit collocation points: kept in the state
+            v = {
+                "tensor": list(v.shape),
+                "dtype": str(v.dtype).removeprefix("torch."),
+                "in": "state",
+            }
         elif isinstance(v, tuple):
             v = list(v)
         out[f.name] = v
@@ -157,7 +163,7 @@ class GPSolution:
         return folder
 
     @classmethod
-    def load(cls, folder: str | os.PathLike) -> "GPSolution":
+    def load(cls, folder: str | os.PathLike) -> GPSolution:
         """Read a folder written by :meth:`save`; prediction works without refitting."""
         folder = Path(folder)
         cfg_path, state_path = folder / CONFIG_NAME, folder / STATE_NAME
@@ -167,7 +173,9 @@ class GPSolution:
         payload = json.loads(cfg_path.read_text(encoding="utf-8"))
         method = payload.get("method")
         if method not in _METHODS:
-            raise ValueError(f"{cfg_path}: unknown method {method!r}; expected one of {list(_METHODS)}")
+            raise ValueError(
+                f"{cfg_path}: unknown method {method!r}; expected one of {list(_METHODS)}"
+            )
         module = importlib.import_module(_METHODS[method])
         config, predictor = module.restore(payload["config"], load_file(str(state_path)))
         return cls(

@@ -18,8 +18,8 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 
@@ -78,7 +78,8 @@ class BoxDomain:
         """Uniform float64 nodes per axis, end points included; ``sizes`` is one int or one per axis."""
         sizes = _per_axis(sizes, self.dim, "sizes")
         return [
-            torch.linspace(a, b, int(m), dtype=F64) for a, b, m in zip(self.lower, self.upper, sizes)
+            torch.linspace(a, b, int(m), dtype=F64)
+            for a, b, m in zip(self.lower, self.upper, sizes)
         ]
 
     def grid_points(self, sizes: int | Sequence[int]) -> torch.Tensor:
@@ -98,7 +99,9 @@ class BoxDomain:
         """Normalise ``"all"`` or ``(axis, side)`` pairs (side 0 = lower, 1 = upper)."""
         if isinstance(faces, str):
             if faces != "all":
-                raise ValueError(f"boundary_faces: expected 'all' or (axis, side) pairs, got {faces!r}")
+                raise ValueError(
+                    f"boundary_faces: expected 'all' or (axis, side) pairs, got {faces!r}"
+                )
             return tuple(itertools.product(range(self.dim), (0, 1)))
         out = []
         for pair in faces:
@@ -147,7 +150,9 @@ class Principal:
     def __post_init__(self):
         terms = tuple((tuple(int(v) for v in a), float(c)) for a, c in self.terms)
         if not terms or any(c == 0 for _, c in terms):
-            raise ValueError(f"Principal: need at least one (multi-index, non-zero coefficient), got {terms}")
+            raise ValueError(
+                f"Principal: need at least one (multi-index, non-zero coefficient), got {terms}"
+            )
         object.__setattr__(self, "terms", terms)
 
     @property
@@ -209,7 +214,9 @@ class PDESpec:
     def linear_parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """For a linear ``P``: coefficients ``(N, len(jet))`` and offset ``(N,)``, ``P = c . jet + c0``."""
         if not self.is_linear:
-            raise ValueError(f"{self.name}: the operator is nonlinear; linear_parts needs a linear P")
+            raise ValueError(
+                f"{self.name}: the operator is nonlinear; linear_parts needs a linear P"
+            )
         n = x.shape[0]
         zero = torch.zeros(n, len(self.jet), dtype=F64)
         c0 = self.operator(zero, x)
@@ -249,7 +256,9 @@ class PDESpec:
         z = torch.zeros_like(j1)
         p0, p1, p2 = self.operator(z, x), out, self.operator(j2, x)
         additive = torch.allclose(self.operator(j1 + j2, x) + p0, p1 + p2, rtol=1e-10, atol=1e-10)
-        homogeneous = torch.allclose(self.operator(3 * j1, x) - p0, 3 * (p1 - p0), rtol=1e-10, atol=1e-10)
+        homogeneous = torch.allclose(
+            self.operator(3 * j1, x) - p0, 3 * (p1 - p0), rtol=1e-10, atol=1e-10
+        )
         return bool(additive and homogeneous)
 
     def __repr__(self) -> str:
@@ -335,7 +344,9 @@ def _laplace_jet(d: int) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(2 * (i == j) for i in range(d)) for j in range(d))
 
 
-def poisson(domain: BoxDomain, *, source=None, boundary=None, exact=None, name="poisson") -> PDESpec:
+def poisson(
+    domain: BoxDomain, *, source=None, boundary=None, exact=None, name="poisson"
+) -> PDESpec:
     """``Delta u = f`` (``u_xx = f`` in 1-D), Dirichlet data on all faces."""
     jet = _laplace_jet(domain.dim)
     return _finish(
@@ -346,7 +357,9 @@ def poisson(domain: BoxDomain, *, source=None, boundary=None, exact=None, name="
     )
 
 
-def allen_cahn(domain: BoxDomain, *, source=None, boundary=None, exact=None, name="allen_cahn") -> PDESpec:
+def allen_cahn(
+    domain: BoxDomain, *, source=None, boundary=None, exact=None, name="allen_cahn"
+) -> PDESpec:
     """Steady Allen-Cahn ``Delta u + u (u^2 - 1) = f``."""
     d = domain.dim
     jet = ((0,) * d,) + _laplace_jet(d)
@@ -355,7 +368,12 @@ def allen_cahn(domain: BoxDomain, *, source=None, boundary=None, exact=None, nam
         u = j[:, 0]
         return j[:, 1:].sum(dim=1) + u * (u * u - 1.0)
 
-    return _finish(dict(domain=domain, jet=jet, operator=op, name=name, principal=None), source, boundary, exact)
+    return _finish(
+        dict(domain=domain, jet=jet, operator=op, name=name, principal=None),
+        source,
+        boundary,
+        exact,
+    )
 
 
 def advection(
@@ -398,7 +416,10 @@ def nonlinear_elliptic(
 
     principal = Principal(tuple((a, -1.0) for a in jet[1:]))
     return _finish(
-        dict(domain=domain, jet=jet, operator=op, name=name, principal=principal), source, boundary, exact
+        dict(domain=domain, jet=jet, operator=op, name=name, principal=principal),
+        source,
+        boundary,
+        exact,
     )
 
 

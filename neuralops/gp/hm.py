@@ -1,0 +1,655 @@
+"""GP-HM: spectral-mixture Gaussian processes on a Kronecker grid (Fang et al., ICLR 2024).
+
+The latent grid values ``U`` (``M_1 x ... x M_d``) have the prior ``vec U ~ N(0, kron_j C_j)``,
+``C_j = K_j + eps I``. Derivatives act on the conditional mean: on the grid, order ``n`` along axis
+``j`` is the mode product with ``K_j^{(n)} C_j^{-1}`` (order 0 is ``U`` itself, as in the reference
+code). The objective, minimised jointly over ``U``, the kernel parameters and ``log tau_1/2`` by
+Adam, is ``-L`` with
+
+    L = log N(vec U | 0, C) + lambda_b log N(g | B(U), 1/tau_1) + log N(0 | H(U), 1/tau_2),
+
+``B(U)`` the boundary values (faces concatenated, corners counted once per face) and ``H`` the PDE
+residual ``P(u) - f`` at all grid points (``residual_points="interior"`` restricts it).
+Shapes: points are ``(N, d)`` float64; fields on the grid are ``(M_1, ..., M_d)``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from neuralops.gp._linalg import GPConditioningWarning, check_finite
+from neuralops.gp.kernels import (
+    KERNELS,
+    AbstractKernel1d,
+    GaussianMixture1d,
+    Matern1d,
+    SE1d,
+    StudentTMixture1d,
+    make_kernel,
+)
+from neuralops.gp.kron import (
+    contract_points,
+    dense,
+    kron_logdet,
+    kron_quadform,
+    mode_cholesky_solve,
+    mode_product,
+)
+from neuralops.gp.solution import GPSolution
+from neuralops.pde.spec import PDESpec, tensor_points
+
+__all__ = ["GPHMConfig", "HMPredictor", "fit_hm", "restore", "POLISH_MAX_POINTS"]
+
+F64 = torch.float64
+#: the dense polish solve is allowed up to this many grid points
+POLISH_MAX_POINTS = 4096
+
+
+@dataclass(frozen=True)
+class GPHMConfig:
+    """GP-HM settings; defaults are the reference's except ``grid`` and ``steps`` (see gp.md §3, §7).
+
+    kernel: ``"stm"``, ``"gm"``, ``"se"``, ``"matern"`` or a 1-D kernel object (copied per axis).
+    grid: points per axis (int or one per axis), end points included. freq_scale: ``F`` in
+    ``mu = linspace(0, F, Q)`` (cycles per unit length; one value or one per axis).
+    residual_points: ``"all"`` grid points (reference) or ``"interior"``.
+    eval_every: steps between evaluations on an ``eval_grid``-per-axis test grid (default steps/20).
+    extra_gp / change_point: after ``change_point * steps`` freeze the mixture GP and add a
+    Matern-5/2 GP with its own latent values. polish: finish with the exact quadratic solve (linear
+    PDEs, at most :data:`POLISH_MAX_POINTS` grid points). tol: stop early when the relative PDE
+    residual on the grid falls below it (0 disables).
+    """
+
+    kernel: object = "stm"
+    nu: float = 2.5
+    grid: object = 200
+    n_components: int = 30
+    freq_scale: object = 20.0
+    boundary_weight: float = 200.0
+    steps: int = 10_000
+    lr: float = 1e-2
+    seed: int = 0
+    jitter: float = 1e-6
+    logdet: bool = True
+    residual_points: str = "all"
+    learn_kernel: bool = True
+    learn_tau: bool = True
+    tau_init: tuple = (1.0, 1.0)
+    eval_every: int | None = None
+    eval_grid: int = 300
+    extra_gp: bool = False
+    change_point: float = 0.5
+    polish: bool = False
+    tol: float = 0.0
+    residual_tol: float = 1e-3
+    toeplitz: bool = True
+    device: str = "cpu"
+    dtype: str = "float64"
+    max_jitter_escalations: int = 4
+
+    def __post_init__(self):
+        def bad(name, expected):
+            raise ValueError(f"GPHMConfig.{name}: expected {expected}, got {getattr(self, name)!r}")
+
+        if self.dtype not in ("float64", "torch.float64") and self.dtype is not F64:
+            bad("dtype", "float64 (GP solves need double precision; float32 is not supported)")
+        if isinstance(self.kernel, str):
+            if self.kernel not in KERNELS:
+                bad("kernel", f"one of {KERNELS} or a 1-D kernel object")
+        elif not isinstance(self.kernel, AbstractKernel1d):
+            bad("kernel", f"one of {KERNELS} or a 1-D kernel object")
+        grid = (self.grid,) if isinstance(self.grid, int) else tuple(self.grid)
+        if not grid or any(int(m) < 3 for m in grid):
+            bad("grid", "M_j >= 3 points per axis")
+        object.__setattr__(self, "grid", grid[0] if len(grid) == 1 else tuple(int(m) for m in grid))
+        fs = (
+            (self.freq_scale,)
+            if isinstance(self.freq_scale, (int, float))
+            else tuple(self.freq_scale)
+        )
+        if not fs or any(not (float(v) > 0) for v in fs):
+            bad("freq_scale", "F > 0 (cycles per unit length, just above the highest frequency)")
+        if int(self.n_components) < 1:
+            bad("n_components", "Q >= 1")
+        if not self.jitter >= 0:
+            bad("jitter", "eps >= 0")
+        if not (self.boundary_weight > 0 and self.lr > 0):
+            bad("boundary_weight" if not self.boundary_weight > 0 else "lr", "a positive number")
+        if int(self.steps) < 0:
+            bad("steps", "steps >= 0")
+        if self.residual_points not in ("all", "interior"):
+            bad("residual_points", "'all' or 'interior'")
+        if not 0 < self.change_point < 1:
+            bad("change_point", "a fraction in (0, 1)")
+        if self.extra_gp and self.polish:
+            bad("polish", "False when extra_gp is set (the polish solves a single GP)")
+        if self.nu not in (0.5, 1.5, 2.5):
+            bad("nu", "0.5, 1.5 or 2.5")
+        tau = tuple(float(t) for t in self.tau_init)
+        if len(tau) != 2 or not all(t > 0 and math.isfinite(t) for t in tau):
+            bad("tau_init", "two positive numbers (tau_1 boundary, tau_2 equation precision)")
+        object.__setattr__(self, "tau_init", tau)
+        if int(self.eval_grid) < 2:
+            bad("eval_grid", "at least 2 points per axis")
+
+    def sizes(self, d: int) -> tuple[int, ...]:
+        g = (self.grid,) if isinstance(self.grid, int) else tuple(self.grid)
+        if len(g) == 1:
+            return g * d
+        if len(g) != d:
+            raise ValueError(f"GPHMConfig.grid: {len(g)} sizes for a {d}-d domain")
+        return g
+
+    def freq_scales(self, d: int) -> tuple[float, ...]:
+        fs = (
+            (self.freq_scale,)
+            if isinstance(self.freq_scale, (int, float))
+            else tuple(self.freq_scale)
+        )
+        if len(fs) == 1:
+            return (float(fs[0]),) * d
+        if len(fs) != d:
+            raise ValueError(f"GPHMConfig.freq_scale: {len(fs)} values for a {d}-d domain")
+        return tuple(float(v) for v in fs)
+
+    def kernels(self, d: int) -> list[AbstractKernel1d]:
+        if isinstance(self.kernel, AbstractKernel1d):
+            return [copy.deepcopy(self.kernel) for _ in range(d)]
+        return [
+            make_kernel(self.kernel, n_components=self.n_components, freq_scale=f, nu=self.nu)
+            for f in self.freq_scales(d)
+        ]
+
+
+# ------------------------------------------------------------------------------------ the GP field
+class _GridGP:
+    """One GP on the grid: per-axis kernels, latent values, and their factorisations."""
+
+    def __init__(self, kernels: Sequence[AbstractKernel1d], axes: Sequence[torch.Tensor], U):
+        self.kernels = list(kernels)
+        self.axes = list(axes)
+        self.U = U
+        self.h = [float(a[1] - a[0]) for a in axes]
+
+    def kmat(self, j: int, n: int, toeplitz: bool) -> torch.Tensor:
+        k, a = self.kernels[j], self.axes[j]
+        return k.toeplitz(self.h[j], a.numel(), n) if toeplitz else k.matrix(a, a, n)
+
+    def factorise(self, jitter: float, toeplitz: bool):
+        """Cholesky factors of ``C_j = K_j + jitter I``; None when one fails."""
+        chols = []
+        for j, a in enumerate(self.axes):
+            K = self.kmat(j, 0, toeplitz)
+            L, info = torch.linalg.cholesky_ex(
+                K + jitter * torch.eye(a.numel(), dtype=F64, device=K.device)
+            )
+            if int(info) != 0 or not bool(torch.isfinite(L).all()):
+                return None
+            chols.append(L)
+        return chols
+
+    def jet(self, chols, jet: Sequence[tuple[int, ...]], toeplitz: bool) -> list[torch.Tensor]:
+        """Grid values of ``D^alpha u`` for each multi-index (order 0 along an axis = identity)."""
+        out = []
+        for alpha in jet:
+            V = self.U
+            for j, n in enumerate(alpha):
+                if n == 0:
+                    continue
+                V = mode_product(mode_cholesky_solve(V, chols[j], j), self.kmat(j, n, toeplitz), j)
+            out.append(V)
+        return out
+
+
+class HMPredictor:
+    """``u(x) = sum_GPs k(x, grid) C^{-1} vec U``; ``__call__(points (N, d), alpha) -> (N,)``."""
+
+    def __init__(
+        self, gps: Sequence[_GridGP], chols: Sequence[Sequence[torch.Tensor]], jitter: float
+    ):
+        self.gps = list(gps)
+        self.jitter = float(jitter)
+        self.chols = [list(c) for c in chols]
+        self.dim = len(self.gps[0].axes)
+
+    def _factor(self, gp: _GridGP, L, j: int, x: torch.Tensor, n: int) -> torch.Tensor:
+        Kx = gp.kernels[j].matrix(x, gp.axes[j], n)  # (N, M_j)
+        return torch.cholesky_solve(Kx.T, L).T
+
+    def __call__(self, points: torch.Tensor, derivative: tuple[int, ...]) -> torch.Tensor:
+        points = points.to(self.gps[0].U.device)
+        total = 0.0
+        for gp, chols in zip(self.gps, self.chols):
+            factors = [
+                self._factor(gp, chols[j], j, points[:, j], derivative[j]) for j in range(self.dim)
+            ]
+            total = total + contract_points(factors, gp.U.detach())
+        return total
+
+    def on_grid(self, axes: Sequence[torch.Tensor], derivative: tuple[int, ...] | None = None):
+        """Values on the tensor grid spanned by ``axes`` (``(len(a_1), ..., len(a_d))``)."""
+        derivative = derivative or (0,) * self.dim
+        total = 0.0
+        for gp, chols in zip(self.gps, self.chols):
+            V = gp.U.detach()
+            for j in range(self.dim):
+                V = mode_product(V, self._factor(gp, chols[j], j, axes[j], derivative[j]), j)
+            total = total + V
+        return total
+
+    def state(self) -> dict[str, torch.Tensor]:
+        out = {"jitter": torch.tensor([self.jitter], dtype=F64)}
+        for g, gp in enumerate(self.gps):
+            out[f"gp{g}.U"] = gp.U.detach()
+            for j, (k, a) in enumerate(zip(gp.kernels, gp.axes)):
+                out[f"gp{g}.axis{j}"] = a
+                for name, p in k.named_parameters():
+                    out[f"gp{g}.k{j}.{name}"] = p.detach()
+            out[f"gp{g}.kinds"] = torch.tensor([_KIND[type(k)] for k in gp.kernels])
+            out[f"gp{g}.nu"] = torch.tensor([getattr(k, "nu", 0.0) for k in gp.kernels], dtype=F64)
+        return out
+
+
+_KIND = {GaussianMixture1d: 0, StudentTMixture1d: 1, SE1d: 0, Matern1d: 1}
+
+
+# ------------------------------------------------------------------------------------- the fit
+@dataclass
+class _Terms:
+    loss: torch.Tensor
+    prior: torch.Tensor
+    boundary: torch.Tensor
+    equation: torch.Tensor
+    residual: torch.Tensor
+
+
+@dataclass
+class _Problem:
+    spec: PDESpec
+    config: GPHMConfig
+    axes: list
+    X: torch.Tensor
+    f: torch.Tensor
+    face_index: list
+    g: torch.Tensor
+    res_mask: torch.Tensor | None
+    jitter: float
+    warnings: list = field(default_factory=list)
+
+
+def _setup(spec: PDESpec, config: GPHMConfig) -> _Problem:
+    if not isinstance(spec, PDESpec):
+        raise ValueError(f"fit_hm: expected a PDESpec, got {type(spec).__name__}")
+    d = spec.domain.dim
+    sizes = config.sizes(d)
+    device = torch.device(config.device)
+    axes = [a.to(device) for a in spec.domain.axes(sizes)]
+    X = tensor_points(axes)
+    f = spec.source(X).to(F64).reshape(-1)
+    check_finite(f"{spec.name}: source f on the grid", f)
+    face_index = []
+    flat = torch.arange(X.shape[0], device=device).reshape(sizes)
+    for axis, side in spec.boundary_faces:
+        face_index.append(flat.select(axis, -1 if side else 0).reshape(-1))
+    idx = torch.cat(face_index) if face_index else torch.zeros(0, dtype=torch.long)
+    g = spec.boundary(X[idx]).to(F64).reshape(-1)
+    check_finite(f"{spec.name}: boundary data g on the faces", g)
+    res_mask = None
+    if config.residual_points == "interior":
+        res_mask = ~spec.domain.face_mask(sizes, "all").reshape(-1).to(device)
+    return _Problem(spec, config, axes, X, f, idx, g, res_mask, float(config.jitter))
+
+
+def _check_orders(spec: PDESpec, kernels: Sequence[AbstractKernel1d]) -> None:
+    for j, (k, need) in enumerate(zip(kernels, spec.order)):
+        if k.max_order < need:
+            raise ValueError(
+                f"kernel on axis {spec.domain.names[j]!r}: {type(k).__name__} has max_order "
+                f"{k.max_order} but {spec.name!r} needs derivatives of order {need}; use 'gm', "
+                "'stm' with nu=2.5, 'se' or 'matern'"
+            )
+
+
+def _terms(prob: _Problem, gps, chols, prior_gp: int, log_tau, fixed_jet=None) -> _Terms:
+    cfg, spec = prob.config, prob.spec
+    tau1, tau2 = log_tau[0].exp(), log_tau[1].exp()
+    gp = gps[prior_gp]
+    prior = 0.5 * kron_quadform(chols[prior_gp], gp.U)
+    if cfg.logdet:
+        prior = prior + 0.5 * kron_logdet(chols[prior_gp])
+    cols = gp.jet(chols[prior_gp], spec.jet, cfg.toeplitz)
+    cols = [c.reshape(-1) for c in cols]
+    u_flat = gp.U.reshape(-1)
+    if fixed_jet is not None:
+        cols = [c + fj for c, fj in zip(cols, fixed_jet[0])]
+        u_flat = u_flat + fixed_jet[1]
+    residual = spec.operator(torch.stack(cols, dim=1), prob.X) - prob.f
+    r = residual if prob.res_mask is None else residual[prob.res_mask]
+    bmis = u_flat[prob.face_index] - prob.g
+    lam = cfg.boundary_weight
+    boundary = lam * (0.5 * tau1 * (bmis * bmis).sum() - 0.5 * bmis.numel() * log_tau[0])
+    equation = 0.5 * tau2 * (r * r).sum() - 0.5 * r.numel() * log_tau[1]
+    return _Terms(prior + boundary + equation, prior, boundary, equation, residual)
+
+
+def fit_hm(spec: PDESpec, config: GPHMConfig | None = None) -> GPSolution:
+    """Fit GP-HM to ``spec``; never raises on non-convergence (see ``GPSolution.info['stopped']``)."""
+    config = config or GPHMConfig()
+    t0 = time.perf_counter()
+    prob = _setup(spec, config)
+    d = spec.domain.dim
+    device = prob.X.device
+    torch.manual_seed(config.seed)
+    kernels = [k.to(device) for k in config.kernels(d)]
+    _check_orders(spec, kernels)
+    if config.polish:
+        _check_polish(spec, prob)
+    for k in kernels:
+        for name, p in k.named_parameters():
+            p.requires_grad_(config.learn_kernel and (name != "mu" or k.mu.requires_grad))
+    U = torch.zeros(config.sizes(d), dtype=F64, device=device, requires_grad=True)
+    gps = [_GridGP(kernels, prob.axes, U)]
+    log_tau = torch.tensor([math.log(t) for t in config.tau_init], dtype=F64, device=device)
+    log_tau.requires_grad_(config.learn_tau)
+
+    exact_grid = _exact_on_test_grid(spec, config, device)
+    history = {k: [] for k in ("step", "loss", "prior", "boundary", "equation", "tau1", "tau2")}
+    if exact_grid is not None:
+        history["error"] = []
+    steps = int(config.steps)
+    eval_every = config.eval_every or max(1, steps // 20)
+    switch = int(config.change_point * steps) if config.extra_gp else None
+
+    def params():
+        ps = [U, log_tau] if config.learn_tau else [U]
+        return ps + [p for k in gps[-1].kernels for p in k.parameters() if p.requires_grad]
+
+    opt = torch.optim.Adam(params(), lr=config.lr)
+    stopped, lr_halved, last = "max_steps", False, None
+    prior_gp, fixed_jet, step = 0, None, 0
+    chols_all: list = [None]
+    while step < steps:
+        if switch is not None and step == switch:
+            gps, fixed_jet, chols_all = _add_extra_gp(prob, gps, chols_all, device)
+            prior_gp = 1
+            U = gps[1].U
+            fresh = torch.tensor(math.log(config.tau_init[1]), dtype=F64, device=device)
+            log_tau = torch.stack([log_tau.detach()[0], fresh])
+            log_tau.requires_grad_(config.learn_tau)
+            opt = torch.optim.Adam(params(), lr=config.lr)
+            switch = None
+        chols = gps[prior_gp].factorise(prob.jitter, config.toeplitz)
+        if chols is None:
+            if not _escalate(prob):
+                stopped = "ill_conditioned"
+                _restore(last, gps, log_tau)
+                break
+            continue
+        chols_all[prior_gp] = chols
+        opt.zero_grad(set_to_none=True)
+        terms = _terms(prob, gps, chols_all, prior_gp, log_tau, fixed_jet)
+        ok = bool(torch.isfinite(terms.loss))
+        if ok:
+            terms.loss.backward()
+            ok = all(bool(torch.isfinite(p.grad).all()) for p in params() if p.grad is not None)
+        if not ok:
+            _restore(last, gps, log_tau)
+            if lr_halved:
+                stopped = "non_finite"
+                msg = (
+                    f"{spec.name}: non-finite loss again at step {step}; kept the last finite state"
+                )
+                prob.warnings.append(msg)
+                warnings.warn(msg, RuntimeWarning, stacklevel=2)
+                break
+            lr_halved = True
+            for group in opt.param_groups:
+                group["lr"] *= 0.5
+            prob.warnings.append(
+                f"non-finite loss at step {step}: restored the last state, halved lr"
+            )
+            continue
+        if step % eval_every == 0:
+            _record(history, step, terms, log_tau, gps, chols_all, exact_grid, prob)
+            if config.tol > 0 and _relres(terms, prob) <= config.tol:
+                stopped = "tol"
+                break
+        last = _snapshot(gps, log_tau)
+        opt.step()
+        step += 1
+
+    chols_all[prior_gp] = gps[prior_gp].factorise(prob.jitter, config.toeplitz)
+    if chols_all[prior_gp] is None:
+        _restore(last, gps, log_tau)
+        chols_all[prior_gp] = gps[prior_gp].factorise(prob.jitter, config.toeplitz) or _eye_chols(
+            gps
+        )
+        stopped = "ill_conditioned"
+    if config.polish and stopped != "ill_conditioned":
+        _polish(prob, gps[0], chols_all[0], log_tau.detach())
+        stopped = "tol"
+    with torch.no_grad():
+        terms = _terms(prob, gps, chols_all, prior_gp, log_tau, fixed_jet)
+    if stopped in ("max_steps", "tol") and not bool(torch.isfinite(terms.loss)):
+        stopped = "non_finite"
+    _record(history, step, terms, log_tau, gps, chols_all, exact_grid, prob)
+    predictor = HMPredictor(gps, chols_all, prob.jitter)
+    relres = _relres(terms, prob)
+    errors = history.get("error", [])
+    info = {
+        "stopped": stopped,
+        "jitter": prob.jitter,
+        "final_error": errors[-1] if errors else None,
+        "oracle_min_error": min(errors) if errors else None,
+        "oracle_note": "oracle_min_error is the minimum over checkpoints, selected with the exact solution",
+        "relative_residual": relres,
+        "grid": list(config.sizes(d)),
+        "device": str(device),
+        "warnings": list(prob.warnings),
+        "test_grid": int(config.eval_grid),
+    }
+    converged = stopped in ("max_steps", "tol") and relres <= max(config.residual_tol, config.tol)
+    return GPSolution(
+        method="hm",
+        config=config,
+        predictor=predictor,
+        kernel_params=[[k.describe() for k in gp.kernels] for gp in gps],
+        history=history,
+        converged=converged,
+        iterations=step,
+        seconds=time.perf_counter() - t0,
+        info=info,
+        name=spec.name,
+    )
+
+
+def _relres(terms: _Terms, prob: _Problem) -> float:
+    r = terms.residual.detach()
+    scale = float(torch.linalg.norm(prob.f))
+    return float(torch.linalg.norm(r)) / (scale if scale > 0 else 1.0)
+
+
+def _escalate(prob: _Problem) -> bool:
+    cfg = prob.config
+    n = sum("escalated" in w for w in prob.warnings)
+    if n >= cfg.max_jitter_escalations:
+        msg = f"Cholesky of the kernel matrices fails even with jitter {prob.jitter:g}; stopped"
+        prob.warnings.append(msg)
+        warnings.warn(msg, GPConditioningWarning, stacklevel=3)
+        return False
+    prob.jitter = prob.jitter * 10 if prob.jitter > 0 else 1e-10
+    msg = f"Cholesky failed: jitter escalated to {prob.jitter:g}"
+    prob.warnings.append(msg)
+    warnings.warn(msg + " (recorded in info['jitter'])", GPConditioningWarning, stacklevel=3)
+    return True
+
+
+def _state_tensors(gps, log_tau) -> list[torch.Tensor]:
+    return (
+        [gp.U for gp in gps]
+        + [p for gp in gps for k in gp.kernels for p in k.parameters()]
+        + [log_tau]
+    )
+
+
+def _snapshot(gps, log_tau):
+    return [t.detach().clone() for t in _state_tensors(gps, log_tau)]
+
+
+def _restore(last, gps, log_tau) -> None:
+    if last is None:
+        return
+    with torch.no_grad():
+        for t, saved in zip(_state_tensors(gps, log_tau), last):
+            t.copy_(saved)
+
+
+def _eye_chols(gps):
+    return [torch.eye(a.numel(), dtype=F64, device=a.device) for a in gps[0].axes]
+
+
+@torch.no_grad()
+def _record(history, step, terms, log_tau, gps, chols_all, exact_grid, prob) -> None:
+    history["step"].append(int(step))
+    for name in ("loss", "prior", "boundary", "equation"):
+        history[name].append(float(getattr(terms, name)))
+    history["tau1"].append(float(log_tau[0].exp()))
+    history["tau2"].append(float(log_tau[1].exp()))
+    if exact_grid is not None:
+        axes, ref = exact_grid
+        pred = HMPredictor(gps, chols_all, prob.jitter).on_grid(axes)
+        err = float(torch.linalg.norm(pred - ref) / torch.linalg.norm(ref))
+        history["error"].append(err if math.isfinite(err) else float("inf"))
+
+
+def _exact_on_test_grid(spec: PDESpec, config: GPHMConfig, device):
+    if spec.exact is None:
+        return None
+    axes = [a.to(device) for a in spec.domain.axes(int(config.eval_grid))]
+    ref = spec.exact(tensor_points(axes)).to(F64).reshape([a.numel() for a in axes])
+    return axes, ref
+
+
+def _add_extra_gp(prob: _Problem, gps, chols_all, device):
+    """Freeze the mixture GP (its jet becomes a constant) and add a Matern-5/2 GP with U = 0."""
+    base = gps[0]
+    with torch.no_grad():
+        fixed = [
+            c.reshape(-1).detach()
+            for c in base.jet(chols_all[0], prob.spec.jet, prob.config.toeplitz)
+        ]
+    base.U.requires_grad_(False)
+    for k in base.kernels:
+        k.requires_grad_(False)
+    kernels = [Matern1d(lengthscale=1.0).to(device) for _ in prob.axes]
+    for k in kernels:
+        k.log_inv_ls.requires_grad_(prob.config.learn_kernel)
+        k.log_weight.requires_grad_(prob.config.learn_kernel)
+    V = torch.zeros_like(base.U, requires_grad=True)
+    return (
+        [base, _GridGP(kernels, prob.axes, V)],
+        (fixed, base.U.reshape(-1).detach()),
+        [chols_all[0], None],
+    )
+
+
+def _check_polish(spec: PDESpec, prob: _Problem) -> None:
+    m = prob.X.shape[0]
+    if not spec.is_linear:
+        raise ValueError(
+            f"polish: {spec.name!r} is nonlinear; the polish solve needs a linear operator"
+        )
+    if m > POLISH_MAX_POINTS:
+        raise ValueError(
+            f"polish: the grid has {m} points, more than {POLISH_MAX_POINTS} (dense solve); use a "
+            "coarser grid or polish=False"
+        )
+
+
+@torch.no_grad()
+def _polish(prob: _Problem, gp: _GridGP, chols, log_tau) -> None:
+    """Minimise the objective exactly in U for a linear operator with kernel and tau frozen."""
+    spec, cfg = prob.spec, prob.config
+    tau1, tau2 = float(log_tau[0].exp()), float(log_tau[1].exp())
+    m = prob.X.shape[0]
+    eye = [torch.eye(a.numel(), dtype=F64, device=a.device) for a in gp.axes]
+    Cinv = dense([torch.cholesky_inverse(L) for L in chols])
+    coef, c0 = spec.linear_parts(prob.X)
+    D = torch.zeros(m, m, dtype=F64, device=prob.X.device)
+    for k, alpha in enumerate(spec.jet):
+        mats = [
+            eye[j] if n == 0 else torch.cholesky_solve(gp.kmat(j, n, cfg.toeplitz).T, chols[j]).T
+            for j, n in enumerate(alpha)
+        ]
+        D += coef[:, k, None] * dense(mats)
+    rows = slice(None) if prob.res_mask is None else prob.res_mask
+    D, rhs_f = D[rows], (prob.f - c0)[rows]
+    B = torch.zeros(prob.face_index.numel(), m, dtype=F64, device=prob.X.device)
+    B[torch.arange(B.shape[0]), prob.face_index] = 1.0
+    lam = cfg.boundary_weight * tau1
+    A = Cinv + lam * B.T @ B + tau2 * D.T @ D
+    b = lam * B.T @ prob.g + tau2 * D.T @ rhs_f
+    A = 0.5 * (A + A.T)
+    L, info = torch.linalg.cholesky_ex(A)
+    u = (
+        torch.cholesky_solve(b[:, None], L)[:, 0]
+        if int(info) == 0
+        else torch.linalg.lstsq(A, b).solution
+    )
+    gp.U.copy_(u.reshape(gp.U.shape))
+
+
+# ---------------------------------------------------------------------------------- persistence
+def restore(config_dict: dict, state: dict[str, torch.Tensor]):
+    """Rebuild ``(GPHMConfig, HMPredictor)`` from ``GPSolution.save`` output."""
+    cfg = dict(config_dict)
+    kernel = cfg.get("kernel")
+    if isinstance(kernel, dict):  # a kernel object was passed: the state holds its parameters
+        cfg["kernel"] = "gm" if kernel.get("module") in ("GaussianMixture1d", "SE1d") else "stm"
+    for key in ("grid", "freq_scale", "tau_init"):
+        if isinstance(cfg.get(key), list):
+            cfg[key] = tuple(cfg[key])
+    known = set(GPHMConfig.__dataclass_fields__)
+    config = GPHMConfig(**{k: v for k, v in cfg.items() if k in known})
+    jitter = float(state["jitter"][0])
+    gps = []
+    g = 0
+    while f"gp{g}.U" in state:
+        kinds = state[f"gp{g}.kinds"].tolist()
+        nus = state[f"gp{g}.nu"].tolist()
+        axes, kernels = [], []
+        for j, (kind, nu) in enumerate(zip(kinds, nus)):
+            lw = state[f"gp{g}.k{j}.log_weight"]
+            q = lw.numel()
+            lil, mu = state[f"gp{g}.k{j}.log_inv_ls"], state[f"gp{g}.k{j}.mu"]
+            k = (
+                GaussianMixture1d(q, lw, lil, mu)
+                if kind == 0
+                else StudentTMixture1d(q, lw, lil, mu, nu=nu)
+            )
+            kernels.append(k.requires_grad_(False))
+            axes.append(state[f"gp{g}.axis{j}"])
+        gp = _GridGP(kernels, axes, state[f"gp{g}.U"])
+        gps.append(gp)
+        g += 1
+    return config, _predictor_from(gps, jitter, config.toeplitz)
+
+
+def _predictor_from(gps, jitter: float, toeplitz: bool) -> HMPredictor:
+    chols_all = []
+    for gp in gps:
+        eps = jitter
+        for _ in range(6):
+            chols = gp.factorise(eps, toeplitz)
+            if chols is not None:
+                break
+            eps *= 10
+        chols_all.append(chols or _eye_chols([gp]))
+    return HMPredictor(gps, chols_all, jitter)
