@@ -143,7 +143,9 @@ class GPSolution:
             "info": self.info,
         }
         text = json.dumps(payload, indent=1, default=_json_default)
-        state = {k: v.detach().contiguous().cpu() for k, v in self.predictor.state().items()}
+        state = {
+            k: v.detach().cpu().clone().contiguous() for k, v in self.predictor.state().items()
+        }
         folder.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
         try:
