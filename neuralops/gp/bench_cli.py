@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -35,30 +36,37 @@ def main(argv: list[str] | None = None) -> int:
         steps=args.steps, grid=args.grid, quick=args.quick, pinn_steps=args.pinn_steps
     )
     methods = tuple(m for m in args.methods.split(",") if m)
-    rows = []
+    rows: list[dict] = []
     for name in [c for c in args.cases.split(",") if c]:
         if name not in CASES:
             print(f"unknown case {name!r}; choose from {', '.join(hm_cases)}", file=sys.stderr)
             return 2
         rows += run_case(name, methods, settings, log=lambda s: print(s, flush=True))
+        if args.out:  # after every case, so a long run that is stopped keeps what it measured
+            _write(args, argv, rows)
     print()
     print(table(rows))
     if args.out:
-        payload = {
-            "command": "neuralops bench gp " + " ".join(argv if argv is not None else sys.argv[2:]),
-            "machine": {
-                "platform": platform.platform(),
-                "torch": torch.__version__,
-                "threads": args.threads,
-                "device": "cpu",
-                "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-            },
-            "settings": vars(args),
-            "rows": rows,
-        }
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(
-            json.dumps(payload, indent=1, default=str) + "\n", encoding="utf-8"
-        )
         print(f"\nresults: {args.out}")
     return 0
+
+
+def _write(args, argv, rows) -> None:
+    payload = {
+        "command": "neuralops bench gp " + " ".join(argv if argv is not None else sys.argv[2:]),
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "torch": torch.__version__,
+            "threads": args.threads,
+            "device": "cpu",
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        },
+        "settings": vars(args),
+        "rows": rows,
+    }
+    path = Path(args.out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=1, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
