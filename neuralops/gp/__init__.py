@@ -45,3 +45,15 @@ from neuralops.gp.gauss_newton import GaussNewtonConfig, GNPredictor, fit_gauss_
 
 __all__ += ["GaussNewtonConfig", "GNPredictor", "fit_gauss_newton"]
 # --- end Gauss-Newton ---
+
+# --- dataset tie-in ---
+from neuralops.gp.dataset import (  # noqa: E402
+    DatasetFit,
+    GridFunction,
+    SpectralPrior,
+    fit_spectral_prior,
+    solve_dataset,
+)
+
+__all__ += ["solve_dataset", "DatasetFit", "GridFunction", "fit_spectral_prior", "SpectralPrior"]
+# --- end dataset tie-in ---

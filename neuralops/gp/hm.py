@@ -471,8 +471,11 @@ def fit_hm(spec: PDESpec, config: GPHMConfig | None = None) -> GPSolution:
 
 
 def _relres(terms: _Terms, prob: _Problem) -> float:
-    r = terms.residual.detach()
-    scale = float(torch.linalg.norm(prob.f))
+    """``||P(u) - f|| / ||f||`` over the points where the residual is enforced."""
+    r, f = terms.residual.detach(), prob.f
+    if prob.res_mask is not None:
+        r, f = r[prob.res_mask], f[prob.res_mask]
+    scale = float(torch.linalg.norm(f))
     return float(torch.linalg.norm(r)) / (scale if scale > 0 else 1.0)
 
 
