@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _write(args, argv, rows) -> None:
     payload = {
-        "command": "neuralops bench gp " + " ".join(argv if argv is not None else sys.argv[2:]),
+        "command": "neuralops bench " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": {
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),

@@ -4,7 +4,8 @@
 >>> from neuralops.gp.kernels import SE1d
 >>> from neuralops.pde.spec import BoxDomain, poisson
 >>> spec = poisson(BoxDomain((0.0,), (1.0,)), exact=lambda x: torch.sin(2 * math.pi * x[:, 0]) + x[:, 0] ** 2)
->>> sol = GPSolver("hm", kernel=SE1d(0.2), jitter=1e-10, grid=32, steps=0, polish=True).fit(spec)
+>>> opts = dict(jitter=1e-10, grid=32, steps=0, polish=True, tau_init=(1e6, 1e6))
+>>> sol = GPSolver("hm", kernel=SE1d(0.2), **opts).fit(spec)
 >>> sol.info["final_error"] < 1e-4
 True
 """
