@@ -7,14 +7,14 @@ import importlib
 import json
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from neuralops._atomic import write_folder
 
 __all__ = ["GPSolution", "Predictor", "STOPPED", "config_to_dict", "validate_points"]
 
@@ -146,23 +146,13 @@ class GPSolution:
         state = {
             k: v.detach().cpu().clone().contiguous() for k, v in self.predictor.state().items()
         }
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-        try:
-            save_file(state, str(tmp / STATE_NAME))
-            (tmp / CONFIG_NAME).write_text(text + "\n", encoding="utf-8")
-            try:
-                os.rename(tmp, folder)
-            except OSError:
-                if not folder.is_dir():
-                    raise
-                for name in (STATE_NAME, CONFIG_NAME):
-                    os.replace(tmp / name, folder / name)
-                tmp.rmdir()
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return folder
+        return write_folder(
+            folder,
+            {
+                STATE_NAME: lambda p: save_file(state, str(p)),
+                CONFIG_NAME: lambda p: p.write_text(text + "\n", encoding="utf-8"),
+            },
+        )
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> GPSolution:

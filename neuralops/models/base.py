@@ -27,8 +27,6 @@ import dataclasses
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -38,6 +36,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from neuralops._atomic import write_folder
 from neuralops._version import __version__
 
 __all__ = [
@@ -220,23 +219,13 @@ class PretrainedMixin:
         if aliases:
             header["aliases"] = json.dumps(aliases)
 
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-        try:
-            save_file(tensors, str(tmp / WEIGHTS_NAME), metadata=header)
-            (tmp / CONFIG_NAME).write_text(text + "\n", encoding="utf-8")
-            try:
-                os.rename(tmp, folder)  # atomic when folder does not exist (or is empty)
-            except OSError:
-                if not folder.is_dir():
-                    raise
-                for name in (WEIGHTS_NAME, CONFIG_NAME):
-                    os.replace(tmp / name, folder / name)
-                tmp.rmdir()
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return folder
+        return write_folder(
+            folder,
+            {
+                WEIGHTS_NAME: lambda p: save_file(tensors, str(p), metadata=header),
+                CONFIG_NAME: lambda p: p.write_text(text + "\n", encoding="utf-8"),
+            },
+        )
 
     @classmethod
     def from_pretrained(
