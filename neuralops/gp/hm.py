@@ -281,6 +281,7 @@ class _Problem:
     g: torch.Tensor
     res_mask: torch.Tensor | None
     jitter: float
+    escalations: int = 0
     warnings: list = field(default_factory=list)
 
 
@@ -481,12 +482,12 @@ def _relres(terms: _Terms, prob: _Problem) -> float:
 
 def _escalate(prob: _Problem) -> bool:
     cfg = prob.config
-    n = sum("escalated" in w for w in prob.warnings)
-    if n >= cfg.max_jitter_escalations:
+    if prob.escalations >= cfg.max_jitter_escalations:
         msg = f"Cholesky of the kernel matrices fails even with jitter {prob.jitter:g}; stopped"
         prob.warnings.append(msg)
         warnings.warn(msg, GPConditioningWarning, stacklevel=3)
         return False
+    prob.escalations += 1
     prob.jitter = prob.jitter * 10 if prob.jitter > 0 else 1e-10
     msg = f"Cholesky failed: jitter escalated to {prob.jitter:g}"
     prob.warnings.append(msg)

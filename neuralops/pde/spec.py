@@ -58,8 +58,9 @@ class BoxDomain:
             )
         if any(not (math.isfinite(a) and math.isfinite(b) and a < b) for a, b in zip(lower, upper)):
             raise ValueError(f"BoxDomain: need finite lower < upper per axis, got {lower}, {upper}")
-        names = tuple(self.names) or tuple("xyzw"[: len(lower)]) if len(lower) <= 4 else ()
-        names = names or tuple(f"x{i}" for i in range(len(lower)))
+        d = len(lower)
+        default = tuple("xyzw"[:d]) if d <= 4 else tuple(f"x{i}" for i in range(d))
+        names = tuple(self.names) or default
         if len(names) != len(lower):
             raise ValueError(f"BoxDomain: {len(names)} names for {len(lower)} axes: {names}")
         object.__setattr__(self, "lower", lower)
