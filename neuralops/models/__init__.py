@@ -15,6 +15,7 @@ from neuralops.models.base import (
 from neuralops.models.dcdm import DCDM_PRESETS, DCDMConfig, DCDMNet
 from neuralops.models.fno import FNO, FNOConfig
 from neuralops.models.mgno import MGNO_PRESETS, MgConv, MgNO, MgNOConfig
+from neuralops.models.scot import SCOT_PRESETS, ScOT, ScOTConfig, load_poseidon
 from neuralops.models.spectral_conv import SpectralConv
 from neuralops.models.transolver import MeshTransformer, MeshTransformerConfig
 
@@ -33,7 +34,11 @@ __all__ = [
     "MeshTransformerConfig",
     "ModelConfig",
     "PretrainedMixin",
+    "SCOT_PRESETS",
+    "ScOT",
+    "ScOTConfig",
     "SpectralConv",
+    "load_poseidon",
     "build_model",
     "load_pretrained",
     "register_model",

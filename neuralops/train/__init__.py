@@ -4,6 +4,7 @@
 The quickstart's bare loop lives in :mod:`neuralops.train.demo_cli`.
 """
 
+from neuralops.data.timewindow import AllToAll as All2AllPairs
 from neuralops.train._build import NonFiniteLossError
 from neuralops.train.checkpoint import (
     CheckpointError,
@@ -20,6 +21,7 @@ from neuralops.train.sampler import ResumableSampler
 from neuralops.train.trainer import Trainer
 
 __all__ = [
+    "All2AllPairs",
     "CheckpointError",
     "MeanMetric",
     "MetricsLogger",
