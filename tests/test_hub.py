@@ -17,6 +17,7 @@ import torch
 from neuralops.hub import (
     CatalogError,
     DownloadError,
+    LicenseNotAcceptedError,
     OfflineError,
     download,
     from_pretrained,
@@ -449,9 +450,13 @@ def test_all_shipped_and_the_licence_notice(tmp_path, tiny, capsys):
     assert main(["download", "--all-shipped", "--catalog", str(cat), "--cache-dir", cache]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and out[0].endswith("tiny-fno/1.0")
-    assert (
-        main(["download", "upstream-fno", "--catalog", str(cat), "--offline", "--cache-dir", cache])
-        == 1
-    )
+    # without the explicit flag nothing is fetched, and the licence is named
+    assert main(["download", "upstream-fno", "--catalog", str(cat), "--cache-dir", cache]) == 1
+    err = capsys.readouterr().err
+    assert "CC-BY-NC-4.0" in err and "--accept-license" in err
+    with pytest.raises(LicenseNotAcceptedError, match="accept_license=True"):
+        download("upstream-fno", catalog=cat, cache_dir=cache)
+    argv = ["download", "upstream-fno", "--catalog", str(cat), "--offline", "--cache-dir", cache]
+    assert main([*argv, "--accept-license"]) == 1
     err = capsys.readouterr().err
     assert "CC-BY-NC-4.0" in err and "accept that licence" in err and "offline" in err

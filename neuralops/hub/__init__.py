@@ -19,6 +19,7 @@ __all__ = [
     "CatalogError",
     "DownloadError",
     "FileEntry",
+    "LicenseNotAcceptedError",
     "ModelEntry",
     "OfflineError",
     "cache_root",
@@ -43,6 +44,21 @@ def list_models(catalog: str | os.PathLike | None = None) -> list[ModelEntry]:
         return []
 
 
+class LicenseNotAcceptedError(DownloadError):
+    """A model that neuralops does not redistribute was asked for without accepting its licence."""
+
+
+def _check_license(entry: ModelEntry, accept_license: bool) -> None:
+    if entry.redistributable or accept_license:
+        return
+    raise LicenseNotAcceptedError(
+        f"{entry.name} {entry.version} is distributed by its authors under "
+        f"{entry.license or 'their own terms'}, not by neuralops: by downloading it you "
+        "accept that licence. Read it, then pass accept_license=True (command line: "
+        "--accept-license) to fetch it from its upstream location"
+    )
+
+
 def download(
     name: str,
     version: str | None = None,
@@ -51,9 +67,14 @@ def download(
     cache_dir: str | os.PathLike | None = None,
     local_files_only: bool = False,
     verify: str = "auto",
+    accept_license: bool = False,
 ) -> Path:
-    """The verified cache folder of catalog model ``name`` (downloaded when needed)."""
+    """The verified cache folder of catalog model ``name`` (downloaded when needed).
+
+    Entries with ``redistributable = false`` (weights under the authors' own licence, e.g. Poseidon's
+    CC-BY-NC-4.0) need ``accept_license=True``; otherwise :class:`LicenseNotAcceptedError`."""
     entry = load_catalog(catalog).get(name, version)
+    _check_license(entry, accept_license)
     return fetch(entry, cache_dir=cache_dir, local_files_only=local_files_only, verify=verify)
 
 
@@ -66,6 +87,7 @@ def from_pretrained(
     local_files_only: bool = False,
     device: str = "cpu",
     strict: bool = True,
+    accept_license: bool = False,
 ) -> Any:
     """A model from a local ``save_pretrained`` folder or a catalog name (safetensors + JSON only).
 
@@ -82,6 +104,7 @@ def from_pretrained(
         folder = path
     else:
         entry = load_catalog(catalog).get(str(name_or_path), version)
+        _check_license(entry, accept_license)
         folder = fetch(entry, cache_dir=cache_dir, local_files_only=local_files_only)
     model = load_pretrained(folder, map_location=device, strict=strict)
     model.normalizer = normalizer_of(folder)

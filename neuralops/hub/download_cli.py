@@ -1,4 +1,5 @@
-"""``neuralops download NAME [--version V] [--cache-dir D] [--offline] [--verify]`` and ``--list``."""
+"""``neuralops download NAME [--version V] [--cache-dir D] [--offline] [--verify] [--accept-license]``
+and ``--list``."""
 
 from __future__ import annotations
 
@@ -28,6 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--offline", action="store_true", help="use the cache only; never the network")
     p.add_argument("--verify", action="store_true", help="re-hash cached files in full")
     p.add_argument(
+        "--accept-license",
+        action="store_true",
+        help="accept the authors' licence of a model neuralops does not redistribute (e.g. Poseidon, "
+        "CC-BY-NC-4.0); required to fetch one",
+    )
+    p.add_argument(
         "--all-shipped",
         action="store_true",
         help="fetch every model whose files ship with the catalog (no network needed)",
@@ -37,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def fetch_one(name: str, version: str | None) -> None:
         entry = load_catalog(a.catalog).get(name, version)
-        if not entry.redistributable:
+        if not entry.redistributable and a.accept_license:
             print(
                 f"{entry.name} {entry.version} is distributed by its authors under "
                 f"{entry.license or 'their own terms'}, not by neuralops: by downloading it you "
@@ -51,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             cache_dir=a.cache_dir,
             local_files_only=a.offline,
             verify="full" if a.verify else "auto",
+            accept_license=a.accept_license,
         )
         print(path)
 
