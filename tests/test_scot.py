@@ -140,10 +140,14 @@ def test_spectral_resampling_is_exact_for_band_limited_fields() -> None:
     for kx in range(-20, 21, 3):
         for ky in range(-25, 26, 5):
             a, b = torch.randn(2, generator=gen, dtype=torch.float64)
-            field += a * torch.cos(2 * torch.pi * (kx * X + ky * Y)) + b * torch.sin(2 * torch.pi * (kx * X + ky * Y))
+            field += a * torch.cos(2 * torch.pi * (kx * X + ky * Y)) + b * torch.sin(
+                2 * torch.pi * (kx * X + ky * Y)
+            )
     f = field[None, None]
     down = spectral_resample(f, (64, 64))
-    torch.testing.assert_close(down[0, 0], field[::2, ::2], rtol=0, atol=1e-9)  # samples of the same field
+    torch.testing.assert_close(
+        down[0, 0], field[::2, ::2], rtol=0, atol=1e-9
+    )  # samples of the same field
     back = spectral_resample(down, (n, n))
     assert (back - f).abs().max() < 1e-5 * f.abs().max()
     # float32 keeps 1e-5 as the spec asks
@@ -203,7 +207,9 @@ def test_poseidon_t_layout_loads_and_runs(tmp_path: Path) -> None:
 def test_poseidon_loader_names_missing_and_unexpected_keys(tmp_path: Path) -> None:
     drop = "encoder.layers.2.blocks.1.attention.self.logit_scale"
     _random_checkpoint(tmp_path / "bad", drop=drop, extra="encoder.layers.9.surprise")
-    with pytest.raises(ValueError, match=r"missing keys \['encoder\.2\.blocks\.1\.attn\.logit_scale'\]") as err:
+    with pytest.raises(
+        ValueError, match=r"missing keys \['encoder\.2\.blocks\.1\.attn\.logit_scale'\]"
+    ) as err:
         load_poseidon(tmp_path / "bad")
     assert "encoder.layers.9.surprise" in str(err.value)
     with pytest.warns(UserWarning, match="missing keys"):
@@ -228,7 +234,9 @@ def test_tiny_config_overfits_four_samples() -> None:
     model = ScOT(tiny())
     g = torch.linspace(0, 1, 32)
     X, Y = torch.meshgrid(g, g, indexing="ij")
-    x = torch.stack([torch.sin(torch.pi * (k + 1) * X) * torch.cos(torch.pi * Y) for k in range(4)])[:, None]
+    x = torch.stack(
+        [torch.sin(torch.pi * (k + 1) * X) * torch.cos(torch.pi * Y) for k in range(4)]
+    )[:, None]
     y = torch.stack([torch.cos(torch.pi * (k + 1) * X * Y) for k in range(4)])[:, None]
     t = torch.tensor([0.25, 0.5, 0.75, 1.0])
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)

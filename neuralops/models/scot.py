@@ -103,7 +103,14 @@ class ScOTConfig(ModelConfig):
         for name in ("depths", "num_heads", "skip_connections"):
             object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
         object.__setattr__(self, "time_range", tuple(float(v) for v in self.time_range))
-        for name in ("in_channels", "out_channels", "image_size", "patch_size", "embed_dim", "window_size"):
+        for name in (
+            "in_channels",
+            "out_channels",
+            "image_size",
+            "patch_size",
+            "embed_dim",
+            "window_size",
+        ):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"ScOTConfig.{name} must be >= 1, got {getattr(self, name)}")
         stages = len(self.depths)
@@ -120,7 +127,9 @@ class ScOTConfig(ModelConfig):
                     f"pick heads dividing embed_dim * 2**stage"
                 )
         if self.resample not in RESAMPLE_MODES:
-            raise ValueError(f"ScOTConfig.resample must be one of {RESAMPLE_MODES}, got {self.resample!r}")
+            raise ValueError(
+                f"ScOTConfig.resample must be one of {RESAMPLE_MODES}, got {self.resample!r}"
+            )
         if len(self.time_range) != 2 or not self.time_range[0] <= self.time_range[1]:
             raise ValueError(f"ScOTConfig.time_range must be (low, high), got {self.time_range}")
 
@@ -182,7 +191,9 @@ def _relative_tables(window: int) -> tuple[torch.Tensor, torch.Tensor]:
         table = table / (window - 1)
     table = table * 8
     table = torch.sign(table) * torch.log2(table.abs() + 1.0) / math.log2(8)
-    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+    coords = torch.stack(
+        torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")
+    ).flatten(1)
     rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
     index = rel[..., 0] * (2 * window - 1) + rel[..., 1]
     return table.reshape(-1, 2), index.reshape(-1)
@@ -228,7 +239,9 @@ class WindowAttention(nn.Module):
         self.k = nn.Linear(dim, dim, bias=False)
         self.v = nn.Linear(dim, dim, bias=qkv_bias)
         self.logit_scale = nn.Parameter(torch.full((heads, 1, 1), math.log(10.0)))
-        self.cpb = nn.Sequential(nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, heads, bias=False))
+        self.cpb = nn.Sequential(
+            nn.Linear(2, 512), nn.ReLU(inplace=True), nn.Linear(512, heads, bias=False)
+        )
         self.proj = nn.Linear(dim, dim)
 
     def position_bias(self, window: int) -> torch.Tensor:
@@ -238,7 +251,9 @@ class WindowAttention(nn.Module):
         bias = self.cpb(table.to(device=w.device, dtype=w.dtype))[index.to(w.device)]
         return 16 * torch.sigmoid(bias.view(window * window, window * window, -1).permute(2, 0, 1))
 
-    def forward(self, x: torch.Tensor, window: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, window: int, mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """``x`` (B * n_windows, w^2, C); ``mask`` (n_windows, w^2, w^2) boolean, True = blocked."""
         n, length, c = x.shape
         split = (n, length, self.heads, c // self.heads)
@@ -249,7 +264,9 @@ class WindowAttention(nn.Module):
         bias = self.position_bias(window).to(q.dtype)[None]  # (1, heads, L, L)
         if mask is not None:
             nw = mask.shape[0]
-            bias = bias.expand(nw, -1, -1, -1).masked_fill(mask[:, None].to(q.device), float("-inf"))
+            bias = bias.expand(nw, -1, -1, -1).masked_fill(
+                mask[:, None].to(q.device), float("-inf")
+            )
             bias = bias.repeat(n // nw, 1, 1, 1)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, scale=1.0)
         return self.proj(out.transpose(1, 2).reshape(n, length, c))
@@ -398,7 +415,9 @@ class ScOT(PretrainedMixin, nn.Module):
         with torch.device(device) if device is not None else _nullcontext():
             levels = len(cfg.depths)
             self.embed = nn.Module()
-            self.embed.proj = nn.Conv2d(cfg.in_channels, cfg.embed_dim, cfg.patch_size, cfg.patch_size)
+            self.embed.proj = nn.Conv2d(
+                cfg.in_channels, cfg.embed_dim, cfg.patch_size, cfg.patch_size
+            )
             self.embed.norm = _norm(cfg, cfg.embed_dim, eps=1e-5)
             self.encoder = nn.ModuleList(_Stage(cfg, s, decoder=False) for s in range(levels))
             self.skips = nn.ModuleList(
@@ -406,12 +425,16 @@ class ScOT(PretrainedMixin, nn.Module):
                 for s, n in enumerate(cfg.skip_connections)
             )
             # decoder[0] is the deepest level (the reference's order, so checkpoints map one to one)
-            self.decoder = nn.ModuleList(_Stage(cfg, s, decoder=True) for s in reversed(range(levels)))
+            self.decoder = nn.ModuleList(
+                _Stage(cfg, s, decoder=True) for s in reversed(range(levels))
+            )
             self.recovery = nn.Module()
             self.recovery.proj = nn.ConvTranspose2d(
                 cfg.embed_dim, cfg.out_channels, cfg.patch_size, cfg.patch_size
             )
-            self.recovery.mixup = nn.Conv2d(cfg.out_channels, cfg.out_channels, 5, padding=2, bias=False)
+            self.recovery.mixup = nn.Conv2d(
+                cfg.out_channels, cfg.out_channels, 5, padding=2, bias=False
+            )
             if device is None or torch.device(device).type != "meta":
                 self.apply(_init_weights)
 
@@ -422,7 +445,9 @@ class ScOT(PretrainedMixin, nn.Module):
         if t.numel() and not torch.compiler.is_compiling():
             lo, hi = float(t.min()), float(t.max())
             if not math.isfinite(lo) or not math.isfinite(hi):
-                raise ValueError(f"ScOT: the lead time t has non-finite entries (min {lo}, max {hi})")
+                raise ValueError(
+                    f"ScOT: the lead time t has non-finite entries (min {lo}, max {hi})"
+                )
             if lo < low - 1e-9 or hi > high + 1e-9:
                 warnings.warn(
                     f"ScOT: lead times in [{lo:.4g}, {hi:.4g}] fall outside the trained range "
@@ -447,7 +472,9 @@ class ScOT(PretrainedMixin, nn.Module):
             if t.numel() == 1:
                 t = t.expand(b)
             if t.numel() != b:
-                raise ValueError(f"ScOT: t must be a scalar or have one entry per sample ({b}), got {t.numel()}")
+                raise ValueError(
+                    f"ScOT: t must be a scalar or have one entry per sample ({b}), got {t.numel()}"
+                )
             if cfg.use_conditioning:
                 self._check_time(t)
         size = tuple(x.shape[-2:])
@@ -703,7 +730,9 @@ def load_poseidon(
     raw = json.loads(cfg_path.read_text(encoding="utf-8"))
     model_kind = raw.get("residual_model", "convnext")
     if model_kind != "convnext":
-        raise ValueError(f"{cfg_path}: residual_model {model_kind!r} is not supported (only 'convnext')")
+        raise ValueError(
+            f"{cfg_path}: residual_model {model_kind!r} is not supported (only 'convnext')"
+        )
     act = raw.get("hidden_act", "gelu")
     if act != "gelu":
         raise ValueError(f"{cfg_path}: hidden_act {act!r} is not supported (only 'gelu')")
@@ -714,7 +743,8 @@ def load_poseidon(
         fields["patch_size"] = int(fields["patch_size"][0])
     if "skip_connections" in fields:  # booleans in some configs: True -> 2 ConvNeXt blocks
         fields["skip_connections"] = tuple(
-            int(v) if not isinstance(v, bool) else (2 if v else 0) for v in fields["skip_connections"]
+            int(v) if not isinstance(v, bool) else (2 if v else 0)
+            for v in fields["skip_connections"]
         )
         # the reference adds a skip at every level; a shorter list (no deepest entry) means 0 there
         depth = len(fields.get("depths", ScOTConfig.depths))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-__all__ = ["METRICS", "MeanMetric", "get_metric", "rel_h1", "rel_l1_median", "rel_l2"]
+__all__ = ["METRICS", "MeanMetric", "get_metric", "rel_h1", "rel_l1", "rel_l1_median", "rel_l2"]
 
 _EPS = 1e-30
 
@@ -156,6 +156,37 @@ def rel_h1(
     return _reduce(torch.sqrt(num / den.clamp_min(_EPS)), reduction)
 
 
+def rel_l1(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    groups: Sequence[int] | None = None,
+    reduction: str = "mean",
+) -> torch.Tensor:
+    """Poseidon's training loss: per sample, ``mean|pred - target| / (mean|target| + 1e-10)`` within each
+    channel group, averaged over the groups. ``groups`` are channel boundaries (``[0, 1, 3, 4]`` for
+    [rho], [u, v], [p]); default: all channels form one group.
+
+    >>> y = torch.ones(2, 2, 4)
+    >>> float(rel_l1(y * torch.tensor([[[1.5]], [[1.0]]]), y, groups=[0, 1, 2]))
+    0.25
+    """
+    _check(pred, target)
+    cuts = list(groups) if groups is not None else [0, pred.shape[1]]
+    if cuts[0] != 0 or cuts[-1] != pred.shape[1] or any(b <= a for a, b in zip(cuts, cuts[1:])):
+        raise ValueError(
+            f"groups must rise strictly from 0 to the channel count {pred.shape[1]}, got {cuts}"
+        )
+    err = (pred - target).abs()
+    ref = target.abs()
+    values = [
+        err[:, a:b].reshape(err.shape[0], -1).mean(-1)
+        / (ref[:, a:b].reshape(ref.shape[0], -1).mean(-1) + 1e-10)
+        for a, b in zip(cuts, cuts[1:])
+    ]
+    return _reduce(torch.stack(values, -1).mean(-1), reduction)
+
+
 def rel_l1_median(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Poseidon-style metric: the median over samples of ``||pred - target||_1 / ||target||_1``.
 
@@ -169,11 +200,11 @@ def rel_l1_median(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 Metric = Callable[..., torch.Tensor]
-METRICS: dict[str, Metric] = {"rel_l2": rel_l2, "rel_h1": rel_h1}
+METRICS: dict[str, Metric] = {"rel_l1": rel_l1, "rel_l2": rel_l2, "rel_h1": rel_h1}
 
 
 def get_metric(name: str | Metric) -> Metric:
-    """A metric by name (``rel_l2``, ``rel_h1``), or a callable returned unchanged."""
+    """A metric by name (``rel_l1``, ``rel_l2``, ``rel_h1``), or a callable returned unchanged."""
     if callable(name):
         return name
     if name not in METRICS:

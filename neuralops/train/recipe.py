@@ -3,13 +3,15 @@
 Tables (see ``docs``/``specs/training.md`` §4)::
 
     [model]     type = "fno" | "mgno" | ... plus the config-dataclass fields, and/or a preset
-                (MgNO: "darcy_rough", "darcy_smooth", ...; FNO: "neuralop2", "neuralop2_w28", "li2020");
+                (MgNO: "darcy_rough", "darcy_smooth", ...; FNO: "neuralop2", "neuralop2_w28", "li2020";
+                scOT: "T", "B", "L");
                 in_channels/out_channels default to the dataset's channel counts
     [data]      path = "x.h5" or recipe = "pde_data/x.toml" (its run.out, generated when missing);
                 inputs, targets, subsample, normalization = "gaussian" | "range" | "identity",
-                train_split, val_split, test_split
+                train_split, val_split, test_split, time = "all2all" (Poseidon pairs; options in
+                time_options = {t_norm = ..., step = ..., max_steps = ...})
     [train] [optim] [schedule]   TrainConfig fields, merged; [train] also takes loss = "rel_l2" |
-                "rel_h1" (the training loss) and metrics = [...] (evaluation)
+                "rel_h1" | "rel_l1" (the training loss) and metrics = [...] (evaluation)
     [log]       out_dir, log_every, eval_every_epochs, checkpoint_every_steps, keep_last
 
 ``--set table.key=value`` overrides (the value is a TOML literal; a bare word is a string) are applied
@@ -57,6 +59,8 @@ DATA_KEYS = (
     "test_split",
     "view",
     "graph",
+    "time",
+    "time_options",
 )
 LOG_KEYS = ("out_dir", "log_every", "eval_every_epochs", "checkpoint_every_steps", "keep_last")
 NORMALIZATIONS = ("gaussian", "range", "identity")
@@ -85,6 +89,8 @@ class DataSpec:
     test_split: str | None = "test"
     view: str = "grid"
     graph: Mapping[str, Any] | None = None
+    time: str | None = None
+    time_options: Mapping[str, Any] | None = None
 
     def dataset_path(self, *, generate: bool = True) -> Path:
         """The .h5 file; with ``recipe``, its ``run.out``, generated first when missing."""
@@ -195,11 +201,12 @@ def _model_table(t: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     if preset is not None:
         from neuralops.models.fno import FNO_PRESETS
         from neuralops.models.mgno import MGNO_PRESETS
+        from neuralops.models.scot import SCOT_PRESETS
 
-        presets = {"mgno": MGNO_PRESETS, "fno": FNO_PRESETS}.get(model_type)
+        presets = {"mgno": MGNO_PRESETS, "fno": FNO_PRESETS, "scot": SCOT_PRESETS}.get(model_type)
         if presets is None:
             raise RecipeError(
-                f"'model.preset' is for MgNO and FNO only, not model type {model_type!r}"
+                f"'model.preset' is for MgNO, FNO and scOT only, not model type {model_type!r}"
             )
         if preset not in presets:
             raise RecipeError(
@@ -244,6 +251,14 @@ def _data_table(t: Mapping[str, Any], base: Path | None) -> DataSpec:
             raise RecipeError(f"'data.{key}' must be a string, got {t[key]!r}")
     if t.get("view", "grid") not in ("grid", "graph"):
         raise RecipeError(f'\'data.view\' must be "grid" or "graph", got {t["view"]!r}')
+    if t.get("time") not in (None, "all2all", "trajectory"):
+        raise RecipeError(f'\'data.time\' must be "all2all" or "trajectory", got {t["time"]!r}')
+    if "time_options" in t and (
+        t.get("time") != "all2all" or not isinstance(t["time_options"], Mapping)
+    ):
+        raise RecipeError(
+            "'data.time_options' is a table like {t_norm = 10.0, step = 1} and needs data.time = \"all2all\""
+        )
     if "graph" in t and not isinstance(t["graph"], Mapping):
         raise RecipeError(f"'data.graph' must be a table like {{k = 8}}, got {t['graph']!r}")
     norm = t.get("normalization", "gaussian")
@@ -362,6 +377,12 @@ def build_data(recipe: TrainRecipe, *, generate: bool = True) -> dict[str, Any]:
     kw = {"inputs": spec.inputs, "targets": spec.targets, "subsample": _stride(spec.subsample)}
     if spec.view == "graph":
         kw.update(view="graph", graph=dict(spec.graph or {"k": 8}))
+    if (
+        spec.time is not None
+    ):  # all2all pairs everywhere: validation and test then score the same pairs
+        kw.update(
+            time=spec.time, time_options=dict(spec.time_options) if spec.time_options else None
+        )
     out: dict[str, Any] = {"path": path, "train": PDEDataset(path, spec.train_split, **kw)}
     splits = out["train"].source.splits
     for role, name in (("val", spec.val_split), ("test", spec.test_split)):

@@ -120,8 +120,8 @@ class Trainer:
         if self.graph and "rel_h1" in metrics:
             log.warning("rel_h1 needs gridded fields; graph data are evaluated with rel_l2 only")
             metrics = [m for m in metrics if m != "rel_h1"]
-        if self.graph and loss == "rel_h1":
-            raise ValueError("loss 'rel_h1' needs gridded fields; use 'rel_l2' for graph data")
+        if self.graph and loss in ("rel_h1", "rel_l1"):
+            raise ValueError(f"loss {loss!r} needs gridded fields; use 'rel_l2' for graph data")
         self.metric_fns = {name: get_metric(name) for name in metrics}
         self.normalizer = normalizer
         self.callbacks = list(callbacks)
