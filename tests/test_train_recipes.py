@@ -80,3 +80,27 @@ def test_mesh_transformer_recipe_trains_on_graph_data(tmp_path):
     result = run(tmp_path / "tr.toml", out=tmp_path / "run")
     assert result["fit"]["epoch"] == 2 and 0 < result["test"]["rel_l2"] < 10
     assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
+
+
+def test_scot_recipe_trains_on_all2all_pairs(tmp_path):
+    from _files import DT, make_timeseries_file
+
+    from neuralops.data import RecipeError
+    from neuralops.train.recipe import parse_train_recipe
+
+    data = make_timeseries_file(tmp_path / "ts.h5", n=6, t=4, s=32)
+    text = (ROOT / "train/scot_ns_small.toml").read_text()
+    text = text.replace(
+        'recipe = "pde_data/ns2d_small.toml"', f'path = "{data}"\ninputs = "w"\ntargets = "w"'
+    )
+    text = text.replace("t_norm = 10.0", f"t_norm = {3 * DT}")
+    recipe = tmp_path / "scot.toml"
+    recipe.write_text(text)
+    rec = load_train_recipe(recipe, ["train.max_epochs=1"])
+    assert rec.data.time == "all2all" and rec.model_type == "scot"
+    result = run(recipe, overrides=["train.max_epochs=1"], out=tmp_path / "run")
+    assert (tmp_path / "run" / "final" / "model.safetensors").is_file()
+    assert result["fit"]["epoch"] == 1 and 0 < result["test"]["rel_l2"] < 10
+    bad = text.replace('time = "all2all"', 'time = "pairs"')
+    with pytest.raises(RecipeError, match="all2all"):
+        parse_train_recipe(bad)
