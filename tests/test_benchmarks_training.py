@@ -34,3 +34,22 @@ def test_mgno_vs_fno_case(tmp_path):
         assert "pip install neuraloperator" in [r["note"] for r in rows if r.get("note")][0]
     else:
         pytest.importorskip("neuralop")
+
+
+def test_scot_time_case(tmp_path):
+    import scot_time
+    import throughput
+    from _files import DT, make_timeseries_file
+
+    path = make_timeseries_file(tmp_path / "ts.h5", n=8, t=4, s=32)
+    rows = scot_time.run(path, 2, 2, 1, 0, ("scot", "fno"), field="w", t_norm=3 * DT, leads=(1, 3))
+    assert {r["model"] for r in rows} == {"scot", "fno"}
+    assert len(rows) == 2 * 2 * 2  # models x modes x leads
+    assert all(r["rel_l2"] > 0 and r["s_per_epoch"] > 0 and r["train_pairs"] == 20 for r in rows)
+    scot = [r for r in rows if r["model"] == "scot"]
+    assert scot[0]["params_real"] == 1_275_762
+    tiny = torch.nn.Conv2d(1, 1, 3, padding=1)
+    r = throughput.measure(
+        tiny, (torch.randn(2, 1, 8, 8),), 2, torch.device("cpu"), None, runs=2, warmup=1
+    )
+    assert r["fwd_samples_s"] > 0 and r["fwd_bwd_samples_s"] > 0
