@@ -39,6 +39,7 @@ torch.Size([2, 1, 32, 32])
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import re
@@ -412,7 +413,7 @@ class ScOT(PretrainedMixin, nn.Module):
     def __init__(self, config: ScOTConfig, *, device: torch.device | str | None = None) -> None:
         super().__init__()
         self.config = cfg = config
-        with torch.device(device) if device is not None else _nullcontext():
+        with torch.device(device) if device is not None else contextlib.nullcontext():
             levels = len(cfg.depths)
             self.embed = nn.Module()
             self.embed.proj = nn.Conv2d(
@@ -540,14 +541,6 @@ class ScOT(PretrainedMixin, nn.Module):
         if cfg.learn_residual:
             y = y + x[:, : cfg.out_channels]
         return y
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _init_weights(module: nn.Module) -> None:
