@@ -14,6 +14,7 @@ from neuralops.models.base import (
 )
 from neuralops.models.dcdm import DCDM_PRESETS, DCDMConfig, DCDMNet
 from neuralops.models.fno import FNO, FNOConfig
+from neuralops.models.gno import GNO, GNOConfig
 from neuralops.models.mgno import MGNO_PRESETS, MgConv, MgNO, MgNOConfig
 from neuralops.models.scot import SCOT_PRESETS, ScOT, ScOTConfig, load_poseidon
 from neuralops.models.spectral_conv import SpectralConv
@@ -27,6 +28,8 @@ __all__ = [
     "MGNO_PRESETS",
     "MODELS",
     "FNOConfig",
+    "GNO",
+    "GNOConfig",
     "MgConv",
     "MgNO",
     "MgNOConfig",
