@@ -16,6 +16,7 @@ from neuralops.models.dcdm import DCDM_PRESETS, DCDMConfig, DCDMNet
 from neuralops.models.fno import FNO, FNOConfig
 from neuralops.models.gno import GNO, GNOConfig
 from neuralops.models.mgno import MGNO_PRESETS, MgConv, MgNO, MgNOConfig
+from neuralops.models.multiop import FamilySpec, MultiOperatorConfig, MultiOperatorModel
 from neuralops.models.scot import SCOT_PRESETS, ScOT, ScOTConfig, load_poseidon
 from neuralops.models.spectral_conv import SpectralConv
 from neuralops.models.transolver import MeshTransformer, MeshTransformerConfig
@@ -39,6 +40,9 @@ __all__ = [
     "PretrainedMixin",
     "SCOT_PRESETS",
     "ScOT",
+    "FamilySpec",
+    "MultiOperatorConfig",
+    "MultiOperatorModel",
     "ScOTConfig",
     "SpectralConv",
     "load_poseidon",
