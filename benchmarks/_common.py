@@ -14,7 +14,41 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-__all__ = ["machine", "save", "table", "timeit", "peak_rss_mb", "RESULTS"]
+__all__ = [
+    "Head",
+    "machine",
+    "save",
+    "scot_cpu_config",
+    "table",
+    "timeit",
+    "peak_rss_mb",
+    "RESULTS",
+]
+
+
+class Head:
+    """The first ``n`` items of a dataset (a map-style view; nothing is copied)."""
+
+    def __init__(self, data, n: int) -> None:
+        self.data, self.n = data, min(n, len(data))
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i):
+        if not 0 <= i < self.n:
+            raise IndexError(i)
+        return self.data[i]
+
+
+def scot_cpu_config(**overrides):
+    """The CPU-sized scOT of ``train/scot_ns_small.toml`` (one definition for the recipe and the
+    benchmarks), with ``overrides`` applied."""
+    from neuralops.models import ScOTConfig
+    from neuralops.train.recipe import load_train_recipe
+
+    recipe = load_train_recipe(Path(__file__).resolve().parents[1] / "train" / "scot_ns_small.toml")
+    return ScOTConfig(**{**recipe.model, **overrides})
 
 
 def _cpu_model() -> str:

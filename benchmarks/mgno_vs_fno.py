@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import torch
-from _common import save, table
+from _common import Head, save, table
 
 from neuralops.data import PDEDataset
 from neuralops.models import FNO, MgNO, MgNOConfig
@@ -44,17 +44,6 @@ RECIPES = {
     "smooth": ROOT / "pde_data" / "bench_darcy_smooth_64.toml",
     "rough": ROOT / "pde_data" / "bench_darcy_rough_64.toml",
 }
-
-
-class _Subset(torch.utils.data.Dataset):
-    def __init__(self, data, n: int) -> None:
-        self.data, self.n = data, min(n, len(data))
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i):
-        return self.data[i]
 
 
 def _neuralop_fno():
@@ -91,8 +80,8 @@ def run_case(
 ) -> list[dict]:
     train_full = PDEDataset(path, "train")
     norm = train_full.normalizer("gaussian")
-    train = _Subset(train_full, n_train)
-    test = _Subset(PDEDataset(path, "test"), n_test)
+    train = Head(train_full, n_train)
+    test = Head(PDEDataset(path, "test"), n_test)
     rows = []
     for name, make in _models().items():
         if models is not None and not any(name.startswith(m) for m in models):

@@ -39,10 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from _common import save, table
+from _common import save, scot_cpu_config, table
 
 from neuralops.data import PDEDataset
-from neuralops.models import ScOT, ScOTConfig
+from neuralops.models import ScOT
 from neuralops.models.multiop import FamilySpec, MultiOperatorModel, prepare_finetune
 from neuralops.pde.generate import generate
 from neuralops.train.metrics import rel_l1, rel_l1_median, rel_l2
@@ -74,21 +74,7 @@ FAMILIES = {
 
 
 def backbone() -> ScOT:
-    return ScOT(
-        ScOTConfig(
-            in_channels=WIDTH,
-            out_channels=WIDTH,
-            image_size=32,
-            patch_size=2,
-            embed_dim=32,
-            depths=(2, 2, 2),
-            num_heads=(2, 4, 8),
-            skip_connections=(2, 2, 0),
-            window_size=8,
-            resample="pad",
-            time_range=(0.0, 1.0),
-        )
-    )
+    return ScOT(scot_cpu_config(in_channels=WIDTH, out_channels=WIDTH, resample="pad"))
 
 
 def spec_of(data) -> FamilySpec:

@@ -34,11 +34,11 @@ import time
 from pathlib import Path
 
 import torch
-from _common import save, table
+from _common import Head, save, scot_cpu_config, table
 from torch import nn
 
 from neuralops.data import PDEDataset
-from neuralops.models import FNO, MgNO, ScOT, ScOTConfig
+from neuralops.models import FNO, MgNO, ScOT
 from neuralops.models.fno import FNOConfig
 from neuralops.models.mgno import MGNO_PRESETS, MgNOConfig
 from neuralops.pde.generate import generate
@@ -71,36 +71,12 @@ class TimeChannel(nn.Module):
 
 
 def make_models(size: int) -> dict[str, nn.Module]:
-    scot = ScOT(
-        ScOTConfig(
-            in_channels=1,
-            out_channels=1,
-            image_size=size,
-            patch_size=2,
-            embed_dim=32,
-            depths=(2, 2, 2),
-            num_heads=(2, 4, 8),
-            skip_connections=(2, 2, 0),
-            window_size=8,
-            time_range=(0.0, 1.0),
-        )
-    )
+    scot = ScOT(scot_cpu_config(in_channels=1, out_channels=1, image_size=size))
     fno = FNO(FNOConfig.preset("neuralop2", in_channels=2, width=32, modes=(8, 9)))
     mg = {**MGNO_PRESETS["ns"], "in_channels": 2, "grid_shape": (size, size), "levels": 4}
     mg.update(smoothing=((1, 0), (1, 0), (2, 0), (2, 0)), global_residual=False)
     mgno = MgNO(MgNOConfig(**mg))
     return {"scot": scot, "fno": TimeChannel(fno), "mgno": TimeChannel(mgno)}
-
-
-class _Subset(torch.utils.data.Dataset):
-    def __init__(self, data, n: int) -> None:
-        self.data, self.n = data, min(n, len(data))
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __getitem__(self, i):
-        return self.data[i]
 
 
 def run(
@@ -122,9 +98,7 @@ def run(
     )
     pairs_per_traj = train_full.time.count(train_full.n_time)
     norm = train_full.normalizer("gaussian")
-    train = _Subset(
-        train_full, n_train * pairs_per_traj
-    )  # pairs are ordered trajectory by trajectory
+    train = Head(train_full, n_train * pairs_per_traj)  # pairs are ordered trajectory by trajectory
     test = PDEDataset(path, "test", time="trajectory", **fields)
     test = [test[i] for i in range(min(n_test, len(test)))]
     size = int(test[0]["input"].shape[-1])
