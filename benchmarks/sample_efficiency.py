@@ -21,8 +21,12 @@ for the new adapter/head and the conditional norms and 1e-4 for the rest of the 
 **lora**: rank-8 LoRA on the backbone's attention and MLP layers plus the new adapter/head and the
 conditional norms. From-scratch runs use 1e-3 throughout.
 
-Reported per run: test relative L2 over all2all pairs, Poseidon's median relative L1 (%) of a direct
-prediction at the final time from t = 0, trainable parameters, peak RSS, seconds. The goal (issue):
+All training goes through the library (``neuralops.train.multiop.pretrain``/``finetune``: batches of
+one family, drawn in proportion to the families' sizes). Reported per run: test relative L2 over
+all2all pairs, Poseidon's median relative L1 (%) of a direct prediction at the final time from
+t = 0, trainable parameters, the memory of their gradients and AdamW moments (12 bytes each), the
+peak memory a fine-tuning run adds on top of the loaded model and
+data (measured once per mode in a fresh process), seconds. The goal (issue):
 the pretrained model reaches the from-scratch model's 256-trajectory error with at most a quarter of
 the data (64 trajectories); the efficiency gain EG is read off the table as Poseidon does.
 """
@@ -31,21 +35,24 @@ from __future__ import annotations
 
 import argparse
 import copy
-import math
-import resource
+import json
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from _common import save, scot_cpu_config, table
+from _common import peak_rss_mb, save, scot_cpu_config, table
 
 from neuralops.data import PDEDataset
 from neuralops.models import ScOT
 from neuralops.models.multiop import FamilySpec, MultiOperatorModel, prepare_finetune
 from neuralops.pde.generate import generate
-from neuralops.train.metrics import rel_l1, rel_l1_median, rel_l2
+from neuralops.train import TrainConfig
+from neuralops.train.metrics import rel_l1_median, rel_l2
+from neuralops.train.multiop import LRGroups, finetune, optimizer_groups, pretrain
 
 ROOT = Path(__file__).resolve().parents[1]
 WIDTH = 32
@@ -95,34 +102,6 @@ def _batch(data, idx, norm):
     return x, y, t
 
 
-def train(
-    model, train_sets: dict, norms: dict, steps: int, groups, seed: int, batch: int = 16
-) -> float:
-    """``steps`` AdamW steps; each batch comes from one family, chosen with probability ~ its size."""
-    gen = torch.Generator().manual_seed(seed)
-    names = list(train_sets)
-    sizes = torch.tensor([len(train_sets[n]) for n in names], dtype=torch.float64)
-    opt = torch.optim.AdamW(groups)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / steps))
-    )
-    model.train()
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        f = names[int(torch.multinomial(sizes, 1, generator=gen))]
-        data = train_sets[f]
-        idx = torch.randint(len(data), (batch,), generator=gen)
-        x, y, t = _batch(data, idx, norms[f])
-        pred = model(x, t, family=f)
-        loss = rel_l1(pred, norms[f].encode(y, key="target"))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for g in groups for p in g["params"]], 5.0)
-        opt.step()
-        sched.step()
-    return time.perf_counter() - t0
-
-
 @torch.no_grad()
 def evaluate(model, family: str, test, norm, n_max: int = 480) -> dict:
     """Relative L2 over (up to ``n_max``) all2all test pairs, and the median relative L1 (%) of a direct
@@ -145,27 +124,79 @@ def evaluate(model, family: str, test, norm, n_max: int = 480) -> dict:
     return {"test_rel_l2": l2, "final_rel_l1_median_pct": 100 * float(rel_l1_median(final, y))}
 
 
-def groups_full(model, new: str, lr_backbone: float, lr_new: float) -> list[dict]:
-    fresh, norms, rest = [], [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        if (
-            f".{new}." in f".{name}"
-            or name.startswith(f"adapters.{new}")
-            or name.startswith(f"heads.{new}")
-        ):
-            fresh.append(p)
-        elif ".alpha." in name or ".beta." in name:
-            norms.append(p)
-        else:
-            rest.append(p)
-    out = [
-        {"params": fresh, "lr": lr_new, "weight_decay": 1e-6},
-        {"params": norms, "lr": lr_new, "weight_decay": 0.0},
-        {"params": rest, "lr": lr_backbone, "weight_decay": 1e-6},
-    ]
-    return [g for g in out if g["params"]]
+def config(steps: int, lr: float, out_dir: str, seed: int) -> TrainConfig:
+    """The schedule every run shares: AdamW, cosine, batch 16, clipping at 5, ``steps`` steps."""
+    return TrainConfig(
+        max_steps=steps,
+        batch_size=16,
+        lr=lr,
+        weight_decay=1e-6,
+        scheduler="cosine",
+        grad_clip_norm=5.0,
+        seed=seed,
+        device="cpu",
+        out_dir=out_dir,
+        log_every=max(steps // 10, 1),
+        keep_last=1,
+    )
+
+
+def fine_tune(pretrained, mode: str, train_ac, norm, steps: int, seed: int, out_dir: str):
+    """One run on the new family: ``scratch`` (a fresh model), or ``full``/``lora`` fine-tuning of a
+    copy of ``pretrained``. Returns the trained model and its number of trainable parameters."""
+    spec = spec_of(train_ac)
+    torch.manual_seed(seed)
+    if mode == "scratch":
+        model = MultiOperatorModel.from_backbone(backbone(), {"ac": spec})
+        trainable = sum(p.numel() for p in model.parameters())
+        pretrain(
+            model,
+            {"ac": train_ac},
+            config(steps, 1e-3, out_dir, seed),
+            normalizers={"ac": norm},
+            loss="rel_l1",
+            resume=None,
+        )
+        return model, trainable
+    model = copy.deepcopy(pretrained)
+    lrs = LRGroups(backbone=1e-4, heads=5e-4, norm=5e-4, lora=5e-4)
+    prepare_finetune(model, "ac", spec, mode=mode, rank=8, alpha=16)
+    trainable = sum(p.numel() for g in optimizer_groups(model, lrs) for p in g["params"])
+    finetune(
+        model,
+        "ac",
+        train_ac,
+        config(steps, 5e-4, out_dir, seed),
+        lrs=lrs,
+        normalizer=norm,
+        loss="rel_l1",
+        resume=None,
+    )
+    return model, trainable
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def memory_probe(mode: str, steps: int = 4) -> dict:
+    """Peak memory a fine-tuning run adds on top of the loaded model and data: run in a fresh
+    process (``--probe MODE``), ``steps`` steps on 16 trajectories."""
+    torch.set_num_threads(1)
+    pre = MultiOperatorModel.from_backbone(
+        backbone(), {"ns": FamilySpec(1, 1), "heat": FamilySpec(2, 1)}
+    )
+    train_ac = FAMILIES["ac"].load("train", 16)
+    norm = normalizer_of(train_ac)
+    train_ac[0]
+    before = _rss_mb()
+    with tempfile.TemporaryDirectory() as tmp:
+        _, trainable = fine_tune(pre, mode, train_ac, norm, steps, 0, tmp)
+    peak = peak_rss_mb()
+    return {"mode": mode, "trainable_params": trainable, "extra_peak_rss_mb": peak - before}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -178,7 +209,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", default=None)
+    p.add_argument("--probe", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.probe:
+        print(json.dumps(memory_probe(args.probe)))
+        return 0
     torch.set_num_threads(args.threads)
     if args.quick:
         args.pretrain_steps, args.finetune_steps, args.sizes = 100, 50, "16,64"
@@ -194,14 +229,17 @@ def main(argv: list[str] | None = None) -> int:
     pretrained = MultiOperatorModel.from_backbone(
         backbone(), {f: spec_of(d) for f, d in pre.items()}
     )
-    seconds = train(
-        pretrained,
-        pre,
-        pre_norms,
-        args.pretrain_steps,
-        [{"params": list(pretrained.parameters()), "lr": 1e-3, "weight_decay": 1e-6}],
-        args.seed,
-    )
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        pretrain(
+            pretrained,
+            pre,
+            config(args.pretrain_steps, 1e-3, tmp, args.seed),
+            normalizers=pre_norms,
+            loss="rel_l1",
+            resume=None,
+        )
+    seconds = time.perf_counter() - t0
     for f, d in pre.items():
         ev = evaluate(pretrained, f, FAMILIES[f].load("test"), pre_norms[f])
         rows.append(
@@ -214,25 +252,27 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"  pretrain {f}: {ev}", flush=True)
 
+    memory = {}
+    for mode in modes:  # each in a fresh process, so the peaks do not mask one another
+        out = subprocess.run(
+            [sys.executable, __file__, "--probe", mode],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        memory[mode] = json.loads(out.strip().splitlines()[-1])
+        print(f"  memory {memory[mode]}", flush=True)
+
     for n in sizes:
         train_ac = FAMILIES["ac"].load("train", n)
         norm = normalizer_of(train_ac)
-        spec = spec_of(train_ac)
         for mode in modes:
-            torch.manual_seed(args.seed + n)
-            if mode == "scratch":
-                model = MultiOperatorModel.from_backbone(backbone(), {"ac": spec})
-                groups = [{"params": list(model.parameters()), "lr": 1e-3, "weight_decay": 1e-6}]
-            else:
-                model = copy.deepcopy(pretrained)
-                prepare_finetune(model, "ac", spec, mode=mode, rank=8, alpha=16)
-                groups = groups_full(
-                    model, "ac", lr_backbone=1e-4 if mode == "full" else 5e-4, lr_new=5e-4
+            t0 = time.perf_counter()
+            with tempfile.TemporaryDirectory() as tmp:
+                model, trainable = fine_tune(
+                    pretrained, mode, train_ac, norm, args.finetune_steps, args.seed + n, tmp
                 )
-            trainable = sum(p.numel() for g in groups for p in g["params"])
-            seconds = train(
-                model, {"ac": train_ac}, {"ac": norm}, args.finetune_steps, groups, args.seed + 1
-            )
+            seconds = time.perf_counter() - t0
             ev = evaluate(model, "ac", ac_test, norm)
             row = {
                 "run": mode,
@@ -240,7 +280,9 @@ def main(argv: list[str] | None = None) -> int:
                 "trainable_params": trainable,
                 **ev,
                 "seconds": seconds,
-                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                # fp32 gradient + AdamW's two moments per trainable parameter
+                "grad_adam_state_mb": 12 * trainable / 2**20,
+                "extra_peak_rss_mb": memory[mode]["extra_peak_rss_mb"],
             }
             rows.append(row)
             print(
@@ -253,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         "trainable_params",
         "test_rel_l2",
         "final_rel_l1_median_pct",
+        "grad_adam_state_mb",
+        "extra_peak_rss_mb",
         "seconds",
     ]
     print(table(rows, cols))

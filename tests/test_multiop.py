@@ -82,16 +82,6 @@ def test_routing_shapes_and_unknown_family() -> None:
         MultiOperatorModel.from_backbone(scot_backbone(), {})
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread for a small training loop, restored afterwards (other tests' float
-    reductions depend on the thread count)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_two_family_toy_trains_and_round_trips(tmp_path: Path, one_thread) -> None:
     from neuralops.models import build_model
 

@@ -201,9 +201,15 @@ def test_shipped_recipes_parse(path):
         assert net.config.dim == len(rec.table("scene")["shape"])
         return
     rec = load_train_recipe(path)
-    assert rec.data.recipe is not None or rec.data.path is not None
-    cfg = rec.model_config(1, 1)
-    assert cfg.in_channels == 1
+    if rec.model_type == "multi_operator":  # data per family, channel counts per family
+        assert rec.data is None and rec.families
+        assert all(f.data.recipe or f.data.path for f in rec.families.values())
+        cfg = rec.model_config(1, 1)
+        assert all(f["in_channels"] == 1 for f in cfg.families.values())
+    else:
+        assert rec.data.recipe is not None or rec.data.path is not None
+        cfg = rec.model_config(1, 1)
+        assert cfg.in_channels == 1
     from neuralops.models import build_model
     from neuralops.train._build import build_optimizer
 

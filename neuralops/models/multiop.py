@@ -162,17 +162,45 @@ class MultiOperatorModel(PretrainedMixin, nn.Module):
         if spec.embedding:
             self.embeddings[name] = nn.Parameter(torch.zeros(width))
 
-    def add_family(self, name: str, spec: FamilySpec | Mapping[str, Any]) -> None:
-        """A new family with a freshly initialised adapter and head (the backbone is untouched)."""
+    def add_family(
+        self, name: str, spec: FamilySpec | Mapping[str, Any], *, init_from: str | None = None
+    ) -> None:
+        """A new family with a freshly initialised adapter and head (the backbone is untouched), or,
+        with ``init_from``, copies of an existing family's adapter, head and embedding (the channel
+        counts must match)."""
         if name in self.config.families:
             raise ValueError(f"family {name!r} already exists; families: {self.families}")
+        if not name.isidentifier():
+            raise ValueError(
+                f"family name {name!r} must be a Python identifier (letters, digits, _), as it "
+                "names the adapter and head weights"
+            )
         spec = FamilySpec.coerce(spec)
-        device = next(self.backbone.parameters()).device
+        if init_from is not None:
+            if init_from not in self.config.families:
+                raise ValueError(
+                    f"init_from={init_from!r} is not a family of this model; families: {self.families}"
+                )
+            src = FamilySpec(**self.config.families[init_from])
+            if (src.in_channels, src.out_channels) != (spec.in_channels, spec.out_channels):
+                raise ValueError(
+                    f"init_from={init_from!r} maps {src.in_channels} -> {src.out_channels} channels, "
+                    f"family {name!r} {spec.in_channels} -> {spec.out_channels}; copy only between "
+                    "families with the same channel counts, or leave init_from=None"
+                )
+        ref = next(self.backbone.parameters())
         self._build_family(name, spec)
         for module in (self.adapters[name], self.heads[name]):
-            module.to(device)
+            module.to(device=ref.device, dtype=ref.dtype)
         if name in self.embeddings:
-            self.embeddings[name].data = self.embeddings[name].data.to(device)
+            self.embeddings[name].data = self.embeddings[name].data.to(ref.device, ref.dtype)
+        if init_from is not None:
+            with torch.no_grad():
+                for modules in (self.adapters, self.heads):
+                    for p, q in zip(modules[name].parameters(), modules[init_from].parameters()):
+                        p.copy_(q)
+                if name in self.embeddings and init_from in self.embeddings:
+                    self.embeddings[name].copy_(self.embeddings[init_from])
         fams = {**self.config.families, name: dataclasses.asdict(spec)}
         self.config = dataclasses.replace(self.config, families=fams)
 
@@ -243,15 +271,23 @@ def prepare_finetune(
     alpha: float = 16.0,
     targets: Sequence[str] | None = None,
 ) -> list[str]:
-    """Add ``family`` and set what trains: ``"full"`` everything; ``"lora"`` LoRA adapters on the
-    backbone's linear/convolution layers (default: all but the norms' ``alpha``/``beta`` and scOT's
-    position-bias MLP) plus the new adapter/head and the backbone's norms, everything else frozen.
-    Returns the LoRA-adapted layer names (empty for ``"full"``)."""
+    """Add ``family`` (unless the model has it already, with the same layout) and set what trains:
+    ``"full"`` everything; ``"lora"`` LoRA adapters on the backbone's linear/convolution layers
+    (default: all but the norms' ``alpha``/``beta`` and scOT's position-bias MLP) plus the family's
+    adapter/head and the backbone's norms, everything else frozen. Returns the LoRA-adapted layer
+    names (empty for ``"full"``)."""
     from neuralops.models.lora import apply_lora
 
     if mode not in ("full", "lora"):
         raise ValueError(f"mode must be 'full' or 'lora', got {mode!r}")
-    model.add_family(family, spec)
+    spec = FamilySpec.coerce(spec)
+    if family not in model.config.families:
+        model.add_family(family, spec)
+    elif FamilySpec(**model.config.families[family]) != spec:
+        raise ValueError(
+            f"family {family!r} exists with {model.config.families[family]}, not {spec}; give "
+            "its existing layout to fine-tune it, or a new family name"
+        )
     if mode == "full":
         for p in model.parameters():
             p.requires_grad_(True)

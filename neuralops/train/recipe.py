@@ -14,6 +14,17 @@ Tables (see ``docs``/``specs/training.md`` §4)::
                 "rel_h1" | "rel_l1" (the training loss) and metrics = [...] (evaluation)
     [log]       out_dir, log_every, eval_every_epochs, checkpoint_every_steps, keep_last
 
+Multi-operator recipes (``[model] type = "multi_operator"``, with ``backbone_type`` and a ``backbone``
+table whose ``in_channels = out_channels`` is the shared width) name their data per family::
+
+    [families.<name>]   the [data] keys (path or recipe, inputs, targets, time, ...) plus
+                        embedding = true|false and n_train (use the first n training samples);
+                        channel counts come from the data. [data] then only holds defaults
+                        shared by every family (normalization, splits, time, ...)
+    [multiop]   temperature (family weights ~ n_f^T), init_from (a pretrained multi-operator
+                folder to fine-tune), mode = "full" | "lora", rank, alpha, targets (LoRA),
+                lr_backbone, lr_heads, lr_norm, lr_lora (Poseidon's groups)
+
 ``--set table.key=value`` overrides (the value is a TOML literal; a bare word is a string) are applied
 before validation. Unknown tables, keys, model types and presets raise
 :class:`~neuralops.data.RecipeError` suggesting the nearest valid name.
@@ -28,25 +39,30 @@ import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from neuralops._toml import dump_toml
 from neuralops.data.errors import RecipeError
 from neuralops.pde.recipe import check_keys
 from neuralops.train.config import TrainConfig
 
+if TYPE_CHECKING:
+    from neuralops.train.multiop_recipe import FamilyData, MultiOpSpec
+
 __all__ = [
     "DataSpec",
     "TrainRecipe",
     "apply_overrides",
     "build_data",
+    "build_split_data",
     "build_model_for",
     "dump_toml",
     "load_train_recipe",
     "parse_train_recipe",
 ]
 
-TABLES = ("model", "data", "train", "optim", "schedule", "log")
+TABLES = ("model", "data", "train", "optim", "schedule", "log", "families", "multiop")
+MULTI = "multi_operator"
 DATA_KEYS = (
     "path",
     "recipe",
@@ -108,20 +124,42 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class TrainRecipe:
-    """A parsed, validated training recipe. ``resolved`` is the recipe dict after overrides."""
+    """A parsed, validated training recipe. ``resolved`` is the recipe dict after overrides.
+
+    Multi-operator recipes have ``families`` and ``multiop`` and no single ``data`` (None)."""
 
     model_type: str
     model: Mapping[str, Any]  # config fields (preset expanded), channels possibly missing
-    data: DataSpec
+    data: DataSpec | None
     config: TrainConfig
     resolved: Mapping[str, Any]
     source: str = "<string>"
     loss: str = "rel_l2"
     metrics: tuple[str, ...] = ("rel_l2", "rel_h1")
+    families: Mapping[str, FamilyData] = dataclasses.field(default_factory=dict)
+    multiop: MultiOpSpec | None = None  # see neuralops.train.multiop_recipe
 
     def model_config(self, in_channels: int | None = None, out_channels: int | None = None):
-        """The model's config dataclass; ``in/out_channels`` fill the fields the recipe leaves out."""
+        """The model's config dataclass; ``in/out_channels`` fill the fields the recipe leaves out
+        (for a multi-operator recipe: the channels of every family, see :meth:`multiop_config`)."""
+        if self.model_type == MULTI:
+            return self.multiop_config(
+                {name: (in_channels or 1, out_channels or 1) for name in self.families}
+            )
         return _model_config(self.model_type, self.model, in_channels, out_channels)
+
+    def multiop_config(self, channels: Mapping[str, tuple[int, int]]):
+        """The :class:`~neuralops.models.multiop.MultiOperatorConfig` of a multi-operator recipe with
+        ``channels[name] = (in, out)`` for each of its families."""
+        families = {
+            name: {
+                "in_channels": int(channels[name][0]),
+                "out_channels": int(channels[name][1]),
+                "embedding": fam.embedding,
+            }
+            for name, fam in self.families.items()
+        }
+        return _model_config(self.model_type, {**self.model, "families": families}, None, None)
 
 
 # ------------------------------------------------------------------------------------------ parsing
@@ -141,6 +179,12 @@ def _valid_keys(raw: Mapping[str, Any], table: str) -> list[str]:
         return list(DATA_KEYS)
     if table == "log":
         return list(LOG_KEYS)
+    if table == "families":
+        return list(raw.get("families", {}))
+    if table == "multiop":
+        from neuralops.train.multiop_recipe import MULTIOP_KEYS
+
+        return list(MULTIOP_KEYS)
     return list(_TRAIN_FIELDS)
 
 
@@ -196,7 +240,14 @@ def _model_table(t: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
             f"'model.type' = {model_type!r} is unknown{_suggest(model_type, list(MODELS))} "
             f"(valid model types: {', '.join(sorted(MODELS))})"
         )
+    if model_type == MULTI and "families" in t:
+        raise RecipeError(
+            "'model.families' is not set in [model]: give each family a [families.<name>] table "
+            "with its data (the channel counts come from the data)"
+        )
     check_keys(t, _model_keys(model_type), "model")
+    if model_type == MULTI and isinstance(t.get("backbone"), Mapping):
+        _check_backbone(t)
     fields: dict[str, Any] = {}
     if preset is not None:
         from neuralops.models.fno import FNO_PRESETS
@@ -218,6 +269,21 @@ def _model_table(t: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     return model_type, fields
 
 
+def _check_backbone(t: Mapping[str, Any]) -> None:
+    """Nearest-key errors for ``model.backbone`` of a multi-operator model."""
+    from neuralops.models import MODELS
+
+    kind = t.get("backbone_type", "scot")
+    if kind not in MODELS or kind == MULTI:
+        valid = sorted(k for k in MODELS if k != MULTI)
+        raise RecipeError(
+            f"'model.backbone_type' = {kind!r} is unknown{_suggest(str(kind), valid)} "
+            f"(valid backbone types: {', '.join(valid)})"
+        )
+    fields = [f.name for f in dataclasses.fields(MODELS[kind].config_class)]  # type: ignore[attr-defined]
+    check_keys(t["backbone"], fields, "model.backbone")
+
+
 def _model_config(
     model_type: str,
     fields: Mapping[str, Any],
@@ -228,12 +294,21 @@ def _model_config(
 
     cls = MODELS[model_type].config_class  # type: ignore[attr-defined]
     kw = {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
-    if in_channels is not None:
+    names = {f.name for f in dataclasses.fields(cls)}
+    if in_channels is not None and "in_channels" in names:
         kw.setdefault("in_channels", in_channels)
-    if out_channels is not None:
+    if out_channels is not None and "out_channels" in names:
         kw.setdefault("out_channels", out_channels)
     try:
-        return cls(**kw)
+        config = cls(**kw)
+        if model_type == MULTI:
+            bb = config.backbone_config()  # validates the backbone's fields
+            if bb.in_channels != bb.out_channels:
+                raise ValueError(
+                    f"the backbone maps the shared width to itself: set model.backbone.in_channels "
+                    f"= out_channels (got {bb.in_channels} and {bb.out_channels})"
+                )
+        return config
     except (TypeError, ValueError) as exc:
         raise RecipeError(f"[model] ({model_type}): {exc}") from None
 
@@ -318,11 +393,37 @@ def parse_train_recipe(
     check_keys(resolved.get("log", {}), LOG_KEYS, "log")
     if "model" not in resolved:
         raise RecipeError(f"{source}: the [model] table is missing")
-    if "data" not in resolved:
+    if "data" not in resolved and resolved["model"].get("type") != MULTI:
         raise RecipeError(f"{source}: the [data] table is missing")
     model_type, fields = _model_table(resolved["model"])
-    _model_config(model_type, fields, 1, 1)  # validates the fields (channels filled in later)
-    data = _data_table(resolved["data"], Path(base) if base is not None else None)
+    base_dir = Path(base) if base is not None else None
+    families: dict[str, FamilyData] = {}
+    multiop: MultiOpSpec | None = None
+    data: DataSpec | None = None
+    if model_type == MULTI:
+        from neuralops.train.multiop_recipe import parse_families, parse_multiop
+
+        families = parse_families(resolved.get("families"), resolved.get("data", {}), base_dir)
+        multiop = parse_multiop(resolved.get("multiop", {}), base_dir, source)
+        if multiop.mode == "lora" and len(families) != 1:
+            raise RecipeError(
+                f"{source}: LoRA fine-tuning trains one family per run; list one "
+                f"[families.<name>] table (got {sorted(families)})"
+            )
+        families_cfg = {
+            name: {"in_channels": 1, "out_channels": 1, "embedding": f.embedding}
+            for name, f in families.items()
+        }
+        _model_config(model_type, {**fields, "families": families_cfg}, None, None)
+    else:
+        for name in ("families", "multiop"):
+            if name in resolved:
+                raise RecipeError(
+                    f'{source}: [{name}] is for model.type = "{MULTI}" (a shared backbone trained '
+                    f"on several PDE families), not {model_type!r}"
+                )
+        _model_config(model_type, fields, 1, 1)  # validates the fields (channels filled in later)
+        data = _data_table(resolved["data"], base_dir)
     merged: dict[str, Any] = {}
     for name in ("train", "optim", "schedule", "log"):
         for key, value in resolved.get(name, {}).items():
@@ -351,7 +452,16 @@ def parse_train_recipe(
     except (TypeError, ValueError) as exc:
         raise RecipeError(f"{source}: {exc}") from None
     return TrainRecipe(
-        model_type, fields, data, config, resolved, source, loss=loss, metrics=tuple(metrics)
+        model_type,
+        fields,
+        data,
+        config,
+        resolved,
+        source,
+        loss=loss,
+        metrics=tuple(metrics),
+        families=families,
+        multiop=multiop,
     )
 
 
@@ -370,9 +480,18 @@ def load_train_recipe(path: str | Path, overrides: Sequence[str] = ()) -> TrainR
 
 def build_data(recipe: TrainRecipe, *, generate: bool = True) -> dict[str, Any]:
     """``{"train", "val", "test"}`` PDEDatasets (None for a split turned off or absent) and ``normalizer``."""
+    if recipe.data is None:
+        raise RecipeError(
+            f"{recipe.source} is a multi-operator recipe: its data are per family "
+            "(neuralops.train.multiop_recipe.build_families)"
+        )
+    return build_split_data(recipe.data, generate=generate)
+
+
+def build_split_data(spec: DataSpec, *, generate: bool = True) -> dict[str, Any]:
+    """:func:`build_data` for one ``[data]`` table: ``path``, ``train``, ``val``, ``test``, ``normalizer``."""
     from neuralops.data import PDEDataset
 
-    spec = recipe.data
     path = spec.dataset_path(generate=generate)
     kw = {"inputs": spec.inputs, "targets": spec.targets, "subsample": _stride(spec.subsample)}
     if spec.view == "graph":

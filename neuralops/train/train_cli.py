@@ -30,7 +30,8 @@ def run(
     out: str | Path | None = None,
     resume: str | None = "auto",
 ) -> dict[str, Any]:
-    """Train as ``recipe`` says; returns ``{"fit": ..., "val": ..., "test": ..., "final": path}``."""
+    """Train as ``recipe`` says; returns ``{"fit": ..., "val": ..., "test": ..., "final": path}``
+    (multi-operator recipes: metrics keyed ``"<family>/<metric>"``)."""
     from neuralops.train._build import resolve_device
     from neuralops.train.distributed import DistEnv, barrier, destroy, init_distributed
     from neuralops.train.recipe import load_train_recipe
@@ -39,6 +40,10 @@ def run(
     if out is not None:
         overrides.append(f"log.out_dir={json.dumps(str(out))}")
     rec = load_train_recipe(recipe, overrides)
+    if rec.model_type == "multi_operator":  # several families: neuralops.train.multiop_recipe
+        from neuralops.train.multiop_recipe import fit_recipe
+
+        return fit_recipe(rec, recipe, resume)
     env = DistEnv.from_env()
     owns_group = init_distributed(env, resolve_device(rec.config.device))
     try:

@@ -142,13 +142,6 @@ def test_without_exact_solution_errors_are_none():
 
 
 # ------------------------------------------------------------------------------------------ PINN
-@pytest.fixture
-def one_thread():
-    """Tiny networks run many times slower with two threads on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_pinn_tiny_run_reduces_the_loss(one_thread):
