@@ -46,6 +46,48 @@ def make_data(n: int, seed: int) -> list[dict[str, torch.Tensor]]:
     return out
 
 
+FAMILIES = {"p": 1, "q": 2}  # multi-family run: input channels per family
+
+
+def make_multi() -> nn.Module:
+    """A float64 multi-operator model (tiny FNO backbone) with families ``p`` and ``q``."""
+    from neuralops.models import build_model
+    from neuralops.models.multiop import FamilySpec, MultiOperatorModel
+
+    torch.manual_seed(0)
+    bb = build_model(
+        "fno",
+        in_channels=4,
+        out_channels=4,
+        width=4,
+        modes=(2, 2),
+        n_layers=1,
+        lifting_channels=0,
+        projection_channels=8,
+    )
+    specs = {f: FamilySpec(c, 1) for f, c in FAMILIES.items()}
+    return MultiOperatorModel.from_backbone(bb, specs).double()
+
+
+def make_family_data(n: int, seed: int) -> dict[str, list[dict[str, torch.Tensor]]]:
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for f, c in FAMILIES.items():
+        items = []
+        for _ in range(n):
+            x = torch.randn(c, 8, 8, generator=g, dtype=torch.float64)
+            items.append({"input": x, "target": torch.roll(x.sum(0, keepdim=True), 1, dims=-1) + 1})
+        out[f] = items
+    return out
+
+
+def family_eval_vector(ev: dict) -> torch.Tensor:
+    keys = ["loss"] + [
+        f"{f}/{k}" for f in FAMILIES for k in ("loss", "rel_l2", "rel_l1_median_pct")
+    ]
+    return torch.tensor([ev[k] for k in keys], dtype=torch.float64)
+
+
 def make_config(out_dir: str, batch_size: int) -> TrainConfig:
     return TrainConfig(
         max_steps=5,
@@ -99,6 +141,12 @@ def main(out: str) -> None:
     resumed = Trainer(make_model(), make_config(f"{out}/b", 4), train_data=train)
     resumed.fit(resume="auto")
     tensors.update(params(resumed.model, "b"))
+
+    # several families: each rank trains on batches of one family, DDP averages the gradients
+    c = Trainer(make_multi(), make_config(f"{out}/c", 4), train_data=make_family_data(12, 3))
+    c.fit(resume=None)
+    tensors.update(params(c.model, "c"))
+    tensors["c_eval"] = family_eval_vector(c.evaluate(make_family_data(7, 4)))
     save_file(tensors, f"{out}/rank{rank}.safetensors")
     torch.distributed.barrier()
     torch.distributed.destroy_process_group()

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from _ddp_worker import N_TRAIN, make_config, make_data, make_model
+from _ddp_worker import (
+    N_TRAIN,
+    family_eval_vector,
+    make_config,
+    make_data,
+    make_family_data,
+    make_model,
+    make_multi,
+)
 from safetensors.torch import load_file
 
 from neuralops.train import Trainer, list_checkpoints
@@ -86,6 +94,25 @@ def test_all_reduced_eval_equals_single_process(ddp_run, tmp_path):
     ev = t.evaluate(make_data(13, 2))  # 13 samples: uneven over 2 ranks, no padding duplicates
     expected = torch.tensor([ev["loss"], ev["rel_l2"], ev["rel_h1"]], dtype=torch.float64)
     torch.testing.assert_close(r0["eval"], expected, rtol=1e-12, atol=0)
+
+
+def test_multi_family_training_under_ddp(ddp_run, tmp_path):
+    """Batches of one family per rank (families p and q): the ranks stay identical, training moves
+    the backbone and both families' adapters, and the per-family evaluation (including the median
+    relative L1, gathered across ranks) equals a single process's."""
+    _, (r0, r1) = ddp_run
+    keys = [k for k in r0 if k.startswith("c.")]
+    for k in keys:
+        assert torch.equal(r0[k], r1[k]), k
+    init = make_multi().state_dict()
+    moved = {k[2:] for k in keys if not torch.equal(r0[k], init[k[2:]])}
+    assert {"adapters.p.weight", "adapters.q.weight", "heads.p.weight"} <= moved
+    assert any(k.startswith("backbone.") for k in moved)
+    model = make_multi()
+    model.load_state_dict({k[2:]: v for k, v in r0.items() if k.startswith("c.")})
+    t = Trainer(model, make_config(str(tmp_path), 4), train_data=make_family_data(4, 0))
+    expected = family_eval_vector(t.evaluate(make_family_data(7, 4)))
+    torch.testing.assert_close(r0["c_eval"], expected, rtol=1e-12, atol=0)
 
 
 def test_environment_mapping_torchrun_then_slurm():

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -280,7 +283,8 @@ def test_multiop_recipes_parse_and_reject_mistakes() -> None:
         parse_train_recipe(mgno)
 
 
-def test_pretrain_then_lora_finetune_recipes_run(tmp_path: Path, one_thread) -> None:
+def _pretrain_recipe_on_fixtures(tmp_path: Path) -> Path:
+    """train/multiop_pretrain_toy.toml reading small fixture files instead of the real data."""
     grid = make_grid_file(tmp_path / "steady.h5", n=16, s=S)
     series = make_timeseries_file(tmp_path / "series.h5", n=4, t=4, s=S)
     text = _recipe("multiop_pretrain_toy.toml")
@@ -291,8 +295,46 @@ def test_pretrain_then_lora_finetune_recipes_run(tmp_path: Path, one_thread) -> 
     ).replace('targets = "u"', 'targets = "w"')
     text = text.replace("t_norm = 0.05", f"t_norm = {3 * DT}")
     (tmp_path / "pre.toml").write_text(text)
+    return tmp_path / "pre.toml"
+
+
+def test_multiop_recipe_under_torchrun(tmp_path: Path) -> None:
+    """`torchrun --nproc_per_node 2 -m neuralops train` on a multi-operator recipe: each rank
+    trains on its share of the single-family batches; rank 0 alone writes the final model."""
+    recipe = _pretrain_recipe_on_fixtures(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    env.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    proc = subprocess.run(
+        [
+            *cmd,
+            "-m",
+            "neuralops",
+            "train",
+            str(recipe),
+            "--set",
+            "train.max_epochs=1",
+            "--set",
+            "families.heat.n_train=1",
+            "--set",
+            f'log.out_dir="{tmp_path / "run"}"',
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert proc.stdout.count("final model:") == 1
+    assert "x 2 rank(s)" in proc.stdout + proc.stderr
+    final = load_pretrained(tmp_path / "run" / "final")
+    assert final.families == ["poisson", "heat"]
+    assert set(family_normalizers(tmp_path / "run" / "final")) == {"poisson", "heat"}
+
+
+def test_pretrain_then_lora_finetune_recipes_run(tmp_path: Path, one_thread) -> None:
     r = run(
-        tmp_path / "pre.toml",
+        _pretrain_recipe_on_fixtures(tmp_path),
         ["train.max_epochs=1", "families.heat.n_train=1"],
         out=tmp_path / "pre",
     )

@@ -187,23 +187,27 @@ def make_loader(
     seed: int,
     epoch: int,
     pin_memory: bool = False,
+    batch_sampler: Any = None,
 ) -> torch.utils.data.DataLoader:
     """A DataLoader over ``IndexedDataset(data)`` whose workers are seeded from (seed, epoch, worker_id).
 
     It has its own generator, so creating it never draws from the global torch RNG (which would make a
-    resumed run diverge from an uninterrupted one).
+    resumed run diverge from an uninterrupted one). A ``batch_sampler`` (yielding lists of indices)
+    replaces ``batch_size`` and ``sampler``.
     """
     gen = torch.Generator()
     gen.manual_seed(mix_seed(seed, epoch, 2**31 - 1))
+    batching: dict[str, Any] = (
+        {"batch_sampler": batch_sampler}
+        if batch_sampler is not None
+        else {"batch_size": batch_size, "sampler": sampler, "shuffle": False, "drop_last": False}
+    )
     return torch.utils.data.DataLoader(
         IndexedDataset(data),
-        batch_size=batch_size,
-        sampler=sampler,
-        shuffle=False,
+        **batching,
         num_workers=num_workers,
         worker_init_fn=partial(_seed_worker, seed, epoch) if num_workers else None,
         generator=gen,
         collate_fn=collate,
         pin_memory=pin_memory,
-        drop_last=False,
     )

@@ -12,6 +12,8 @@ from ``(seed, epoch)``, and each family reads its samples from its own stream of
 from ``(seed, epoch, family)``. With T = 1 and every ``n_f`` a multiple of the batch size, an epoch
 visits every sample exactly once. Everything is a function of ``(seed, epoch)``, so
 ``set_epoch(epoch, start_batch=k)`` resumes in the middle of an epoch without reading anything.
+Under DDP (``rank``, ``world_size``) rank ``r`` takes batches ``r, r + W, r + 2W, ...`` of the
+epoch's list, wrapping around so that every rank takes the same number of steps.
 
 >>> s = FamilyBatchSampler({"poisson": 8, "heat": 24}, batch_size=4, seed=0)
 >>> s.counts
@@ -121,7 +123,11 @@ class FamilyBatchSampler(torch.utils.data.Sampler[list[int]]):
         seed: int,
         temperature: float = 1.0,
         batches_per_epoch: int | None = None,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, world_size={world_size}), got {rank}")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         if not math.isfinite(temperature) or temperature < 0:
@@ -129,11 +135,14 @@ class FamilyBatchSampler(torch.utils.data.Sampler[list[int]]):
         self.sizes = {str(k): int(v) for k, v in sizes.items()}
         self.weights = family_weights(self.sizes, temperature)
         self.batch_size, self.seed, self.temperature = batch_size, int(seed), float(temperature)
+        self.rank, self.world_size = int(rank), int(world_size)
         n = batches_per_epoch or math.ceil(sum(self.sizes.values()) / batch_size)
         if n < 1:
             raise ValueError(f"batches_per_epoch must be >= 1, got {batches_per_epoch!r}")
-        #: batches per family and epoch
+        #: batches per family and epoch (all ranks together)
         self.counts = allocate(n, self.weights)
+        #: batches in one epoch, all ranks together
+        self.global_batches = n
         self.offsets: dict[str, int] = {}
         start = 0
         for name, size in self.sizes.items():
@@ -143,8 +152,9 @@ class FamilyBatchSampler(torch.utils.data.Sampler[list[int]]):
 
     @property
     def batches_per_epoch(self) -> int:
-        """Batches in one epoch (all families)."""
-        return sum(self.counts.values())
+        """Batches in one epoch on this rank: ``ceil(global_batches / world_size)`` (as
+        ``DistributedSampler`` does, the last round wraps around so every rank has as many)."""
+        return math.ceil(self.global_batches / self.world_size)
 
     def set_epoch(self, epoch: int, *, start_batch: int = 0) -> None:
         """Select the epoch and skip its first ``start_batch`` batches."""
@@ -185,8 +195,10 @@ class FamilyBatchSampler(torch.utils.data.Sampler[list[int]]):
             buffer = buffer[size:]
 
     def __iter__(self) -> Iterator[list[int]]:
-        for _, batch in self.epoch_batches(self.epoch)[self.start_batch :]:
-            yield batch
+        batches = self.epoch_batches(self.epoch)
+        n, w = len(batches), self.world_size
+        for k in range(self.start_batch, self.batches_per_epoch):
+            yield batches[(k * w + self.rank) % n][1]
 
     def __len__(self) -> int:
         return self.batches_per_epoch - self.start_batch
@@ -195,5 +207,6 @@ class FamilyBatchSampler(torch.utils.data.Sampler[list[int]]):
         return (
             f"FamilyBatchSampler(sizes={self.sizes}, batch_size={self.batch_size}, "
             f"temperature={self.temperature}, counts={self.counts}, seed={self.seed}, "
+            f"rank={self.rank}/{self.world_size}, "
             f"epoch={self.epoch}, start_batch={self.start_batch})"
         )

@@ -7,11 +7,10 @@ batch holds one family (:class:`~neuralops.train.family_sampler.FamilyBatchSampl
 with each family's own normalizer; metrics compare decoded outputs with targets in physical units, per
 family: the loss, relative L2 and Poseidon's median relative L1 in percent (``rel_l1_median_pct``).
 
-The loop is :class:`~neuralops.train.Trainer`'s in miniature, built from the same parts: a
-:class:`~neuralops.train.TrainConfig` for its settings (seed, length, batch size, optimizer,
-schedule, clipping, NaN policy, logging, checkpoints), ``seed_everything``, ``build_scheduler``, the
-atomic safetensors checkpoints of :mod:`neuralops.train.checkpoint` (exact resume, also in the middle
-of an epoch) and ``metrics.csv``. It runs in one process (no DDP) in fp32 or bf16 autocast.
+Training runs on :class:`~neuralops.train.Trainer`, which takes the families' datasets as a mapping:
+its settings come from a :class:`~neuralops.train.TrainConfig` (seed, length, batch size, optimizer,
+schedule, clipping, precision, NaN policy, logging, checkpoints with exact resume, also in the middle
+of an epoch), and DDP under torchrun splits each epoch's single-family batches between the ranks.
 
 Learning rates come in the groups of models.md §3.3 (:class:`LRGroups`): backbone, adapters + heads
 (+ embeddings), the backbone's norms (no weight decay), and LoRA adapters when present.
@@ -39,10 +38,8 @@ import copy
 import json
 import logging
 import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -50,21 +47,8 @@ import torch
 
 from neuralops.models.lora import merge_lora
 from neuralops.models.multiop import FamilySpec, MultiOperatorModel, prepare_finetune
-from neuralops.train._build import (
-    IndexedDataset,
-    NonFiniteLossError,
-    _seed_worker,
-    build_scheduler,
-    collate,
-    resolve_device,
-    seed_everything,
-)
-from neuralops.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from neuralops.train.config import TrainConfig
-from neuralops.train.family_sampler import FamilyBatchSampler, FamilyDataset
-from neuralops.train.logger import MetricsLogger
 from neuralops.train.metrics import METRICS, MeanMetric, get_metric, rel_l1
-from neuralops.train.sampler import mix_seed
 
 __all__ = [
     "LRGroups",
@@ -159,26 +143,6 @@ def _make_optimizer(groups: list[dict[str, Any]], config: TrainConfig) -> torch.
     return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
 
 
-def _loader(data: FamilyDataset, sampler: Any, config: TrainConfig, epoch: int) -> Any:
-    gen = torch.Generator()
-    gen.manual_seed(mix_seed(config.seed, epoch, 2**31 - 1))
-    return torch.utils.data.DataLoader(
-        IndexedDataset(data),
-        batch_sampler=sampler,
-        num_workers=config.num_workers,
-        worker_init_fn=partial(_seed_worker, config.seed, epoch) if config.num_workers else None,
-        generator=gen,
-        collate_fn=collate,
-    )
-
-
-def _family(batch: Mapping[str, Any]) -> str:
-    names = set(batch["family"])
-    if len(names) != 1:
-        raise ValueError(f"a batch mixes families {sorted(names)}; batches must hold one family")
-    return names.pop()
-
-
 def _forward(
     model: torch.nn.Module,
     batch: Mapping[str, Any],
@@ -259,12 +223,12 @@ def fit_multi(
     metrics: Sequence[str] = ("rel_l2",),
     temperature: float = 1.0,
     lrs: LRGroups | None = None,
-    batches_per_epoch: int | None = None,
     resume: str | Path | None = "auto",
+    callbacks: Sequence[Any] = (),
 ) -> dict[str, Any]:
     """Train ``model`` on the families of ``train`` (``{name: dataset}``; every name must be a family of
-    the model) as ``config`` says; returns ``step``, ``epoch``, ``checkpoint``, ``train/loss`` (mean
-    over the last log window) and ``val`` (``"<family>/<metric>"`` -> value, when ``val`` is given).
+    the model) with :class:`~neuralops.train.Trainer` as ``config`` says (AMP, clipping, schedules,
+    DDP under torchrun, atomic checkpoints with exact resume, callbacks).
 
     ``normalizers``: ``{family: normalizer}`` (``encode(x, key)``/``decode(y, key)``), families without
     one train on raw values. ``lrs``: the learning-rate groups (default: ``LRGroups.uniform(config.lr,
@@ -272,213 +236,31 @@ def fit_multi(
     family weights ``∝ n_f ** T``. ``resume``: ``"auto"`` continues from ``config.out_dir``'s latest
     checkpoint when there is one, a path resumes from that checkpoint, None starts afresh. The model
     must be in the state it was checkpointed in (same families, LoRA applied or not).
+
+    Returns the Trainer's result (``step``, ``epoch``, ``checkpoint``, ``train/loss``, ...) with the
+    last validation as ``val``: ``{"<family>/<metric>": value}`` and ``loss``, the families' mean.
     """
-    if not isinstance(config, TrainConfig):
-        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
-    unknown = [f for f in list(train) + list(val or {}) if f not in model.config.families]
-    if unknown:
-        raise ValueError(
-            f"families {sorted(set(unknown))} are not in the model, which has {model.families}; "
-            "add them first (model.add_family or prepare_finetune)"
-        )
-    if config.precision == "fp16":
-        raise ValueError(
-            "fit_multi runs in fp32 or bf16 autocast (no fp16 gradient scaling); use precision='bf16'"
-        )
-    normalizers = dict(normalizers or {})
-    device = resolve_device(config.device)
-    model.to(device)
-    data = FamilyDataset(train)
-    sampler = FamilyBatchSampler(
-        data.sizes,
-        config.batch_size,
-        seed=config.seed,
-        temperature=temperature,
-        batches_per_epoch=batches_per_epoch,
-    )
-    per_epoch = sampler.batches_per_epoch
-    steps = [config.max_steps] if config.max_steps else []
-    if config.max_epochs:
-        steps.append(config.max_epochs * per_epoch)
-    total = min(steps)
+    from neuralops.train.trainer import Trainer
+
     lrs = lrs or LRGroups.uniform(config.lr, config.weight_decay)
-    optimizer = _make_optimizer(optimizer_groups(model, lrs), config)
-    units = config.max_epochs if config.scheduler_unit == "epoch" else total
-    scheduler = build_scheduler(optimizer, config, total_steps=units or 1)
-    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-        raise ValueError(
-            "scheduler 'plateau' is not supported by fit_multi; use cosine or onecycle"
-        )
-    loss_fn = get_metric(loss)
-    out_dir = Path(config.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-
-    step = epoch = batch_index = bad = 0
-    ckpt = latest_checkpoint(out_dir) if resume == "auto" else resume
-    if ckpt is not None:
-        state = load_checkpoint(ckpt, model=model, optimizer=optimizer, scheduler=scheduler)
-        step, epoch = int(state["global_step"]), int(state["epoch"])
-        batch_index = int(state["batch_index"])
-        if state.get("families") != data.sizes or state.get("batches_per_epoch") != per_epoch:
-            log.warning(
-                "resuming with families %s (%d batches/epoch); the checkpoint had %s (%s)",
-                data.sizes,
-                per_epoch,
-                state.get("families"),
-                state.get("batches_per_epoch"),
-            )
-        log.info("resumed from %s at step %d (epoch %d, batch %d)", ckpt, step, epoch, batch_index)
-    else:
-        seed_everything(config.seed)
-
-    def position() -> dict[str, Any]:
-        return {
-            "epoch": epoch,
-            "batch_index": batch_index,
-            "sampler_seed": config.seed,
-            "temperature": temperature,
-            "families": data.sizes,
-            "batches_per_epoch": per_epoch,
-            "config": config.to_dict(),
-        }
-
-    saved_at = -1
-    last_ckpt: Path | None = None
-
-    def checkpoint() -> None:
-        nonlocal saved_at, last_ckpt
-        if saved_at != step:
-            last_ckpt = save_checkpoint(
-                out_dir,
-                step,
-                model=model,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                state=position(),
-                keep_last=config.keep_last,
-            )
-            saved_at = step
-
-    def evaluate() -> dict[str, float]:
-        values = evaluate_families(
-            model,
-            val or {},
-            normalizers=normalizers,
-            loss=loss,
-            metrics=metrics,
-            batch_size=config.batch_size,
-            device=device,
-            precision=config.precision,
-        )
-        return _flat(values)
-
-    logger = MetricsLogger(out_dir)
-    log.info(
-        "multi-operator training: families %s, %d batches/epoch (%s), %d steps on %s",
-        data.sizes,
-        per_epoch,
-        sampler.counts,
-        total,
-        device,
+    trainer = Trainer(
+        model,
+        config,
+        train_data=dict(train),
+        val_data=dict(val) if val else None,
+        loss=loss,
+        metrics=metrics,
+        normalizer=dict(normalizers or {}),
+        optimizer=_make_optimizer(optimizer_groups(model, lrs), config),
+        callbacks=callbacks,
+        family_temperature=temperature,
     )
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    window: list[float] = []
-    last_loss: float | None = None
-    val_values: dict[str, float] = {}
-    t0 = time.perf_counter()
-    deterministic = torch.are_deterministic_algorithms_enabled()
-    if config.deterministic:
-        torch.use_deterministic_algorithms(True)
-    try:
-        while step < total:
-            sampler.set_epoch(epoch, start_batch=batch_index)
-            model.train()
-            for indices, batch in _loader(data, sampler, config, epoch):
-                family = _family(batch)
-                pred, y_n, _ = _forward(
-                    model, batch, family, normalizers.get(family), device, config.precision
-                )
-                value_t = loss_fn(pred, y_n)
-                optimizer.zero_grad(set_to_none=True)
-                value_t.backward()
-                norm_t = (
-                    torch.nn.utils.clip_grad_norm_(params, config.grad_clip_norm)
-                    if config.grad_clip_norm is not None
-                    else None
-                )
-                value = float(value_t.detach())
-                finite = math.isfinite(value) and (norm_t is None or bool(torch.isfinite(norm_t)))
-                step += 1
-                batch_index += 1
-                if not finite:
-                    optimizer.zero_grad(set_to_none=True)
-                    bad += 1
-                    err = NonFiniteLossError(
-                        step=step,
-                        epoch=epoch,
-                        indices=indices.tolist(),
-                        loss=value,
-                        lr=float(optimizer.param_groups[0]["lr"]),
-                        what=f"loss or gradient norm (family {family!r})",
-                    )
-                    if config.nan_policy == "stop" or bad >= config.max_bad_steps:
-                        raise err
-                    log.warning("skipping step: %s", err)
-                else:
-                    bad = 0
-                    optimizer.step()
-                    if scheduler is not None and config.scheduler_unit == "step":
-                        scheduler.step()
-                    window.append(value)
-                if step % config.log_every == 0 and window:
-                    last_loss = sum(window) / len(window)
-                    logger.log(
-                        {"loss": last_loss, "lr": float(optimizer.param_groups[0]["lr"])},
-                        step=step,
-                        epoch=epoch,
-                        split="train",
-                    )
-                    log.info("step %d/%d epoch %d: loss %.4g", step, total, epoch, last_loss)
-                    window = []
-                every = config.checkpoint_every_steps
-                if every and step % every == 0:
-                    checkpoint()
-                if step >= total:
-                    break
-            if batch_index >= per_epoch:
-                epoch, batch_index = epoch + 1, 0
-                if scheduler is not None and config.scheduler_unit == "epoch":
-                    if scheduler.last_epoch < (config.max_epochs or 0):
-                        scheduler.step()
-                if val and (epoch % config.eval_every_epochs == 0 or step >= total):
-                    val_values = evaluate()
-                    logger.log(val_values, step=step, epoch=epoch, split="val")
-                    log.info(
-                        "epoch %d: %s",
-                        epoch,
-                        ", ".join(f"{k} {v:.4g}" for k, v in val_values.items()),
-                    )
-                checkpoint()
-        if val and not val_values:  # the run ended mid-epoch
-            val_values = evaluate()
-            logger.log(val_values, step=step, epoch=epoch, split="val")
-        checkpoint()
-    finally:
-        torch.use_deterministic_algorithms(deterministic)
-        logger.close()
-    if window:
-        last_loss = sum(window) / len(window)
-    result: dict[str, Any] = {
-        "step": step,
-        "epoch": epoch,
-        "checkpoint": str(last_ckpt),
-        "seconds": time.perf_counter() - t0,
-    }
-    if last_loss is not None:
-        result["train/loss"] = last_loss
-    if val_values:
-        result["val"] = val_values
-    return result
+    result = trainer.fit(resume=resume)
+    values = {k[4:]: v for k, v in result.items() if k.startswith("val/")}
+    out = {k: v for k, v in result.items() if not k.startswith("val/")}
+    if values:
+        out["val"] = values
+    return out
 
 
 def pretrain(

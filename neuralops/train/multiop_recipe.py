@@ -308,19 +308,22 @@ def fit_recipe(
     recipe: TrainRecipe, source: str | Path, resume: str | Path | None = "auto"
 ) -> dict[str, Any]:
     """Train a multi-operator recipe; returns ``{"fit", "val", "test", "final"}`` with
-    ``"<family>/<metric>"`` entries (see :mod:`neuralops.train.multiop_recipe`)."""
-    from neuralops.train.distributed import DistEnv
+    ``"<family>/<metric>"`` entries (see :mod:`neuralops.train.multiop_recipe`). Under torchrun
+    (process group initialised by the caller) rank 0 generates missing data and writes the model."""
+    from neuralops.train.distributed import DistEnv, barrier
     from neuralops.train.multiop import evaluate_families, fit_multi, save_multiop
 
-    if DistEnv.from_env().is_distributed:
-        raise RecipeError(
-            "multi-operator recipes train in one process; run `neuralops train` without torchrun"
-        )
-    families = build_families(recipe, generate=True)
+    env = DistEnv.from_env()
+    if env.is_main:
+        build_families(recipe, generate=True)  # rank 0 generates missing data sets, once
+    barrier()
+    families = build_families(recipe, generate=False)
     model, normalizers = build_multiop_model(recipe, families)
     out_dir = Path(recipe.config.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "recipe.resolved.toml").write_text(dump_toml(recipe.resolved), encoding="utf-8")
+    if env.is_main:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "recipe.resolved.toml").write_text(dump_toml(recipe.resolved), encoding="utf-8")
+    barrier()
     spec = recipe.multiop or MultiOpSpec()
     log.info(
         "training %s (%s parameters, %s trainable) on families %s -> %s",
@@ -356,6 +359,10 @@ def fit_recipe(
             precision=recipe.config.precision,
         )
         result["test"] = {f"{f}/{k}": v for f, d in values.items() for k, v in d.items()}
+    result["final"] = str(out_dir / "final")
+    if not env.is_main:
+        barrier()  # wait for rank 0 to write the final model
+        return result
     final = save_multiop(
         model,
         out_dir / "final",
@@ -376,4 +383,5 @@ def fit_recipe(
         },
     )
     result["final"] = str(final)
+    barrier()
     return result

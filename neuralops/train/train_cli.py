@@ -40,13 +40,13 @@ def run(
     if out is not None:
         overrides.append(f"log.out_dir={json.dumps(str(out))}")
     rec = load_train_recipe(recipe, overrides)
-    if rec.model_type == "multi_operator":  # several families: neuralops.train.multiop_recipe
-        from neuralops.train.multiop_recipe import fit_recipe
-
-        return fit_recipe(rec, recipe, resume)
     env = DistEnv.from_env()
     owns_group = init_distributed(env, resolve_device(rec.config.device))
     try:
+        if rec.model_type == "multi_operator":  # several families: neuralops.train.multiop_recipe
+            from neuralops.train.multiop_recipe import fit_recipe
+
+            return fit_recipe(rec, recipe, resume)
         return _fit(rec, recipe, resume, env)
     finally:
         if owns_group:

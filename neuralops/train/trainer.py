@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,15 +44,23 @@ from neuralops.train.checkpoint import (
 from neuralops.train.config import TrainConfig
 from neuralops.train.distributed import DistEnv, barrier, init_distributed
 from neuralops.train.logger import MetricsLogger
-from neuralops.train.metrics import METRICS, MeanMetric, get_metric
+from neuralops.train.metrics import METRICS, MeanMetric, get_metric, rel_l1
 from neuralops.train.sampler import ResumableSampler
 
-__all__ = ["NonFiniteLossError", "Trainer"]
+__all__ = ["NonFiniteLossError", "Trainer", "batch_family"]
 
 log = logging.getLogger(__name__)
 
 Loss = str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 _AMP = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def batch_family(batch: Mapping[str, Any]) -> str:
+    """The one family of a multi-family batch (its ``"family"`` entries)."""
+    names = set(batch["family"])
+    if len(names) != 1:
+        raise ValueError(f"a batch mixes families {sorted(names)}; batches must hold one family")
+    return names.pop()
 
 
 class Trainer:
@@ -66,7 +74,17 @@ class Trainer:
     ``loss`` is a metric name (``rel_l2``, ``rel_h1``) or a callable ``(pred, target) -> scalar``, always a
     batch **mean**. With a ``normalizer`` (``encode(x, key)``/``decode(y, key)``), inputs are encoded, the
     loss compares the output with the **normalized** target, and ``metrics`` compare the decoded output with
-    the target in **physical units**. ``optimizer``/``scheduler`` replace the ones ``config`` would build
+    the target in **physical units**.
+
+    **Several PDE families** (multi-operator training, :mod:`neuralops.train.multiop`): give
+    ``train_data`` (and ``val_data``) as ``{family: dataset}`` and a model with per-family routing
+    (:class:`~neuralops.models.multiop.MultiOperatorModel`, called as ``model(x, t, family=name)``).
+    Every batch then holds one family (:class:`~neuralops.train.family_sampler.FamilyBatchSampler`,
+    families drawn ``∝ n_f ** family_temperature``), ``normalizer`` may be ``{family: normalizer}``,
+    and evaluation reports ``<family>/<metric>`` for each family, its median relative L1 in percent
+    (``<family>/rel_l1_median_pct``, Poseidon's metric) and ``loss``, the mean of the families' losses.
+
+    ``optimizer``/``scheduler`` replace the ones ``config`` would build
     (the scheduler's state must be JSON-serialisable). ``callbacks`` are objects with any of
     ``on_fit_start(trainer)``, ``on_step_end(trainer, logs)``, ``on_epoch_end(trainer, logs)``,
     ``on_log(record)``, ``on_fit_end(trainer, result)``; ``trainer.request_stop()`` from a callback (or
@@ -86,6 +104,7 @@ class Trainer:
         optimizer: torch.optim.Optimizer | None = None,
         scheduler: Any = None,
         callbacks: Sequence[Any] = (),
+        family_temperature: float = 1.0,
     ) -> None:
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
@@ -98,6 +117,10 @@ class Trainer:
                 "precision='fp16' is not supported on CPU (MKL FFT has no half-precision path); "
                 "use precision='bf16' or 'fp32'"
             )
+        #: family names in multi-family training (``train_data`` a mapping), else None
+        self.families: list[str] | None = None
+        if isinstance(train_data, Mapping):
+            train_data, val_data = self._family_data(model, train_data, val_data)
         if len(train_data) == 0:
             raise ValueError("train_data is empty")
         self.model = model.to(self.device)  # the unwrapped module: saved, evaluated, returned
@@ -110,7 +133,8 @@ class Trainer:
             self.net = DistributedDataParallel(
                 self.model,
                 device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=config.find_unused_parameters,
+                # a batch of one family leaves the other families' adapters and heads unused
+                find_unused_parameters=config.find_unused_parameters or self.families is not None,
             )
         self.train_data, self.val_data = train_data, val_data
         self.loss_name = loss if isinstance(loss, str) else getattr(loss, "__name__", "loss")
@@ -126,13 +150,26 @@ class Trainer:
         self.normalizer = normalizer
         self.callbacks = list(callbacks)
         self.out_dir = Path(config.out_dir)
-        self.sampler = ResumableSampler(
-            len(train_data),
-            seed=config.seed,
-            batch_size=config.batch_size,
-            rank=self.dist.rank,
-            world_size=self.dist.world_size,
-        )
+        self.sampler: Any
+        if self.families is not None:
+            from neuralops.train.family_sampler import FamilyBatchSampler
+
+            self.sampler = FamilyBatchSampler(
+                train_data.sizes,
+                config.batch_size,
+                seed=config.seed,
+                temperature=family_temperature,
+                rank=self.dist.rank,
+                world_size=self.dist.world_size,
+            )
+        else:
+            self.sampler = ResumableSampler(
+                len(train_data),
+                seed=config.seed,
+                batch_size=config.batch_size,
+                rank=self.dist.rank,
+                world_size=self.dist.world_size,
+            )
         self.steps_per_epoch = self.sampler.batches_per_epoch
         steps = [config.max_steps] if config.max_steps else []
         if config.max_epochs:
@@ -217,8 +254,20 @@ class Trainer:
 
         Returns ``{"loss": ..., "<metric>": ...}``; per-sample values are accumulated as (sum, count).
         Under DDP each rank evaluates every ``world_size``-th sample (no padding duplicates) and the
-        (sum, count) pairs are all-reduced, so every rank must call this.
+        (sum, count) pairs are all-reduced, so every rank must call this. ``data`` may be
+        ``{family: dataset}`` (multi-family training): then every entry is ``<family>/<name>``, plus
+        ``<family>/rel_l1_median_pct`` and ``loss``, the mean of the families' losses.
         """
+        if isinstance(data, Mapping):
+            out: dict[str, float] = {}
+            for family, dataset in data.items():
+                values = self._evaluate(dataset, family)
+                out.update({f"{family}/{k}": v for k, v in values.items()})
+            out["loss"] = sum(out[f"{f}/loss"] for f in data) / len(data)
+            return out
+        return self._evaluate(data)
+
+    def _evaluate(self, data: Any, family: str | None = None) -> dict[str, float]:
         self.model.eval()
         loader = make_loader(
             data,
@@ -229,20 +278,33 @@ class Trainer:
             epoch=2**30,  # a stream of its own, never a training epoch
         )
         acc = {name: MeanMetric() for name in ("loss", *self.metric_fns)}
+        l1: list[torch.Tensor] = []
         for _, batch in loader:
-            pred, target_n, target, graph = self._forward(batch, self.model)
+            pred, target_n, target, graph = self._forward(batch, self.model, family)
             kw = {} if graph is None else {"batch": graph}
             if self.loss_fn in METRICS.values():
                 acc["loss"].update(self.loss_fn(pred, target_n, reduction="none", **kw))
             else:  # a custom batch-mean loss: weight it by the number of samples
                 n = pred.shape[0] if graph is None else batch.num_graphs
                 acc["loss"].update(self.loss_fn(pred, target_n).detach().expand(n))
-            phys = self._decode(pred)
+            phys = self._decode(pred, family).to(target.dtype)
             for name, fn in self.metric_fns.items():
-                acc[name].update(fn(phys.to(target.dtype), target, reduction="none", **kw))
+                acc[name].update(fn(phys, target, reduction="none", **kw))
+            if family is not None:
+                l1.append(rel_l1(phys, target, reduction="none").detach().cpu())
         for a in acc.values():
             a.all_reduce()
-        return {name: a.compute() for name, a in acc.items()}
+        out = {name: a.compute() for name, a in acc.items()}
+        if family is not None:
+            values = torch.cat(l1) if l1 else torch.zeros(0)
+            if self.dist.is_distributed:
+                import torch.distributed as dist
+
+                parts: list[Any] = [None] * self.dist.world_size
+                dist.all_gather_object(parts, values)
+                values = torch.cat(parts)
+            out["rel_l1_median_pct"] = 100.0 * float(values.median())
+        return out
 
     # ------------------------------------------------------------------------------------------ loop
 
@@ -269,10 +331,12 @@ class Trainer:
         self._sync_stop()
         while self.global_step < self.total_steps and not self._stop:
             self.sampler.set_epoch(self.epoch, start_batch=self.batch_index)
+            per_family = self.families is not None
             loader = make_loader(
                 self.train_data,
                 batch_size=cfg.batch_size,
-                sampler=self.sampler,
+                sampler=None if per_family else self.sampler,
+                batch_sampler=self.sampler if per_family else None,
                 num_workers=cfg.num_workers,
                 seed=cfg.seed,
                 epoch=self.epoch,
@@ -448,15 +512,19 @@ class Trainer:
         self._stop = bool(flag.item())
 
     def _forward(
-        self, batch: Any, net: torch.nn.Module
+        self, batch: Any, net: torch.nn.Module, family: str | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``(output, normalized target, target, graph index)``.
 
         Grid batches: ``(batch, C_out, *S)`` tensors and graph index None. PyG batches: node features
         ``(n_nodes, C_out)`` and ``batch.batch``; the model gets the whole batch with ``x`` encoded.
+        Multi-family training: the batch's family (``family``, or its ``"family"`` entries, which
+        must agree) routes the model and picks the normalizer.
         """
         dtype = _AMP.get(self.config.precision)
-        norm = self.normalizer
+        if family is None and self.families is not None:
+            family = batch_family(batch)
+        norm = self._normalizer(family)
         if self.graph:
             batch = batch.to(self.device)
             y = batch.y
@@ -472,17 +540,45 @@ class Trainer:
         if norm is not None:
             x = norm.encode(x, key="input")
             y_n = norm.encode(y, key="target")
+        kw = {} if family is None else {"family": family}
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             if "time" in batch:
-                pred = net(x, batch["time"].to(self.device))
+                pred = net(x, batch["time"].to(self.device), **kw)
             else:
-                pred = net(x)
+                pred = net(x, **kw)
         return pred.to(y.dtype), y_n, y, None
 
-    def _decode(self, pred: torch.Tensor) -> torch.Tensor:
-        if self.normalizer is None:
+    def _normalizer(self, family: str | None) -> Any:
+        if isinstance(self.normalizer, Mapping):
+            return self.normalizer.get(family) if family is not None else None
+        return self.normalizer
+
+    def _decode(self, pred: torch.Tensor, family: str | None = None) -> torch.Tensor:
+        norm = self._normalizer(family)
+        if norm is None:
             return pred
-        return self.normalizer.decode(pred, key="target", channels_last=self.graph)
+        return norm.decode(pred, key="target", channels_last=self.graph)
+
+    def _family_data(self, model: torch.nn.Module, train: Mapping[str, Any], val: Any) -> Any:
+        """Multi-family training: check the families against the model; ``(FamilyDataset, val)``."""
+        from neuralops.train.family_sampler import FamilyDataset
+
+        known = getattr(model, "families", None)
+        if not isinstance(known, list | tuple):
+            raise TypeError(
+                f"train_data is a mapping of families, but {type(model).__name__} does not route "
+                "families; use neuralops.models.multiop.MultiOperatorModel (or give one dataset)"
+            )
+        if val is not None and not isinstance(val, Mapping):
+            raise TypeError("with train_data given per family, give val_data per family too")
+        unknown = sorted({f for f in [*train, *(val or {})] if f not in known})
+        if unknown:
+            raise ValueError(
+                f"families {unknown} are not in the model, which has {list(known)}; add them first "
+                "(model.add_family or prepare_finetune)"
+            )
+        self.families = list(train)
+        return FamilyDataset(train), (dict(val) if val else None)
 
     # ------------------------------------------------------------------------------ state and logging
 
@@ -496,6 +592,11 @@ class Trainer:
             "epoch_samples": self.batch_index * self.config.batch_size * self.dist.world_size,
             "sampler_seed": self.sampler.seed,
             "world_size": self.sampler.world_size,
+            **(
+                {"families": self.sampler.sizes, "temperature": self.sampler.temperature}
+                if self.families is not None
+                else {}
+            ),
             "best_metric": self.best_metric,
             "bad_steps": self.bad_steps,
             "total_bad_steps": self.total_bad_steps,
