@@ -53,3 +53,30 @@ def test_scot_time_case(tmp_path):
         tiny, (torch.randn(2, 1, 8, 8),), 2, torch.device("cpu"), None, runs=2, warmup=1
     )
     assert r["fwd_samples_s"] > 0 and r["fwd_bwd_samples_s"] > 0
+
+
+def test_sample_efficiency_fine_tune_modes(tmp_path, one_thread):
+    """The three runs of benchmarks/sample_efficiency.py on a fixture series: scratch trains
+    everything, LoRA trains ~1/8 of it and leaves the pretrained families' weights alone."""
+    import sample_efficiency as se
+    from _files import DT, make_timeseries_file
+
+    from neuralops.data import PDEDataset
+    from neuralops.models.multiop import FamilySpec, MultiOperatorModel
+
+    path = make_timeseries_file(tmp_path / "ts.h5", n=4, t=4, s=32)
+    data = PDEDataset(
+        path, "train", inputs="w", targets="w", time="all2all", time_options={"t_norm": 3 * DT}
+    )
+    norm = data.normalizer("gaussian")
+    pre = MultiOperatorModel.from_backbone(se.backbone(), {"ns": FamilySpec(1, 1)})
+    before = {k: v.clone() for k, v in pre.state_dict().items()}
+    test = se.evaluate(pre, "ns", data, norm)  # any family's head: shape and metric plumbing
+    assert 0 < test["test_rel_l2"] and 0 < test["final_rel_l1_median_pct"]
+    counts = {}
+    for mode in ("scratch", "full", "lora"):
+        model, counts[mode] = se.fine_tune(pre, mode, data, norm, 2, 0, str(tmp_path / mode))
+        assert model.families == (["ac"] if mode == "scratch" else ["ns", "ac"])
+    assert counts["full"] > counts["scratch"] > 7 * counts["lora"] > 0
+    for k, v in pre.state_dict().items():  # fine-tuning works on copies
+        assert torch.equal(v, before[k]), k
