@@ -366,3 +366,17 @@ def test_pretrain_then_lora_finetune_recipes_run(tmp_path: Path, one_thread) -> 
     (tmp_path / "mismatch.toml").write_text(mismatch)
     with pytest.raises(RecipeError, match="embed_dim: recipe 24 vs checkpoint 16"):
         run(tmp_path / "mismatch.toml", out=tmp_path / "mm")
+
+
+def test_trainer_family_data_bad_input(tmp_path: Path) -> None:
+    from neuralops.train import Trainer
+
+    items = [{"input": torch.randn(1, 8, 8), "target": torch.randn(1, 8, 8)}] * 2
+    cfg = TrainConfig(max_steps=1, batch_size=2, out_dir=str(tmp_path), device="cpu")
+    with pytest.raises(TypeError, match="does not route families"):
+        Trainer(torch.nn.Conv2d(1, 1, 1), cfg, train_data={"a": items})
+    model = tiny_model(FAMILIES)
+    with pytest.raises(TypeError, match="give val_data per family"):
+        Trainer(model, cfg, train_data={"poisson": items}, val_data=items)
+    with pytest.raises(ValueError, match=r"families \['wave'\] are not in the model"):
+        Trainer(model, cfg, train_data={"poisson": items}, val_data={"wave": items})

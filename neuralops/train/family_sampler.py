@@ -33,7 +33,7 @@ import torch
 from neuralops.models.multiop import family_weights
 from neuralops.train.sampler import mix_seed
 
-__all__ = ["FamilyBatchSampler", "FamilyDataset", "allocate"]
+__all__ = ["FamilyBatchSampler", "FamilyDataset", "allocate", "batch_family", "family_datasets"]
 
 
 def allocate(total: int, weights: Mapping[str, float]) -> dict[str, int]:
@@ -210,3 +210,33 @@ class FamilyBatchSampler(torch.utils.data.Sampler[list[int]]):
             f"rank={self.rank}/{self.world_size}, "
             f"epoch={self.epoch}, start_batch={self.start_batch})"
         )
+
+
+def batch_family(batch: Mapping[str, Any]) -> str:
+    """The one family of a batch collated from :class:`FamilyDataset` items (its ``"family"`` entries)."""
+    names = set(batch["family"])
+    if len(names) != 1:
+        raise ValueError(f"a batch mixes families {sorted(names)}; batches must hold one family")
+    return names.pop()
+
+
+def family_datasets(
+    model: Any, train: Mapping[str, Any], val: Mapping[str, Any] | None
+) -> tuple[FamilyDataset, dict[str, Any] | None]:
+    """Check per-family training (and validation) data against ``model``'s families; returns the
+    training data as one :class:`FamilyDataset` and the validation mapping."""
+    known = getattr(model, "families", None)
+    if not isinstance(known, list | tuple):
+        raise TypeError(
+            f"train_data is a mapping of families, but {type(model).__name__} does not route "
+            "families; use neuralops.models.multiop.MultiOperatorModel (or give one dataset)"
+        )
+    if val is not None and not isinstance(val, Mapping):
+        raise TypeError("with train_data given per family, give val_data per family too")
+    unknown = sorted({f for f in [*train, *(val or {})] if f not in known})
+    if unknown:
+        raise ValueError(
+            f"families {unknown} are not in the model, which has {list(known)}; add them first "
+            "(model.add_family or prepare_finetune)"
+        )
+    return FamilyDataset(train), (dict(val) if val else None)

@@ -47,20 +47,12 @@ from neuralops.train.logger import MetricsLogger
 from neuralops.train.metrics import METRICS, MeanMetric, get_metric, rel_l1
 from neuralops.train.sampler import ResumableSampler
 
-__all__ = ["NonFiniteLossError", "Trainer", "batch_family"]
+__all__ = ["NonFiniteLossError", "Trainer"]
 
 log = logging.getLogger(__name__)
 
 Loss = str | Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 _AMP = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def batch_family(batch: Mapping[str, Any]) -> str:
-    """The one family of a multi-family batch (its ``"family"`` entries)."""
-    names = set(batch["family"])
-    if len(names) != 1:
-        raise ValueError(f"a batch mixes families {sorted(names)}; batches must hold one family")
-    return names.pop()
 
 
 class Trainer:
@@ -120,7 +112,10 @@ class Trainer:
         #: family names in multi-family training (``train_data`` a mapping), else None
         self.families: list[str] | None = None
         if isinstance(train_data, Mapping):
-            train_data, val_data = self._family_data(model, train_data, val_data)
+            from neuralops.train.family_sampler import family_datasets
+
+            train_data, val_data = family_datasets(model, train_data, val_data)
+            self.families = list(train_data.sizes)
         if len(train_data) == 0:
             raise ValueError("train_data is empty")
         self.model = model.to(self.device)  # the unwrapped module: saved, evaluated, returned
@@ -523,6 +518,8 @@ class Trainer:
         """
         dtype = _AMP.get(self.config.precision)
         if family is None and self.families is not None:
+            from neuralops.train.family_sampler import batch_family
+
             family = batch_family(batch)
         norm = self._normalizer(family)
         if self.graph:
@@ -558,27 +555,6 @@ class Trainer:
         if norm is None:
             return pred
         return norm.decode(pred, key="target", channels_last=self.graph)
-
-    def _family_data(self, model: torch.nn.Module, train: Mapping[str, Any], val: Any) -> Any:
-        """Multi-family training: check the families against the model; ``(FamilyDataset, val)``."""
-        from neuralops.train.family_sampler import FamilyDataset
-
-        known = getattr(model, "families", None)
-        if not isinstance(known, list | tuple):
-            raise TypeError(
-                f"train_data is a mapping of families, but {type(model).__name__} does not route "
-                "families; use neuralops.models.multiop.MultiOperatorModel (or give one dataset)"
-            )
-        if val is not None and not isinstance(val, Mapping):
-            raise TypeError("with train_data given per family, give val_data per family too")
-        unknown = sorted({f for f in [*train, *(val or {})] if f not in known})
-        if unknown:
-            raise ValueError(
-                f"families {unknown} are not in the model, which has {list(known)}; add them first "
-                "(model.add_family or prepare_finetune)"
-            )
-        self.families = list(train)
-        return FamilyDataset(train), (dict(val) if val else None)
 
     # ------------------------------------------------------------------------------ state and logging
 
