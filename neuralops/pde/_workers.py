@@ -74,6 +74,15 @@ def _solver(recipe: Recipe, *, recycled: bool):
     from neuralops.solvers import make_solver
 
     s = recipe.solver
+    if recycled and s.recycle.k == 0:  # sorted chains, preconditioner reused, no Krylov space
+        return make_solver(
+            "gmres" if s.method == "gcrodr" else s.method,
+            preconditioner=s.preconditioner,
+            rtol=s.rtol,
+            maxiter=s.maxiter,
+            reuse_preconditioner=True,
+            rebuild_growth=s.recycle.rebuild_growth,
+        )
     if recycled:
         return make_solver(
             "gcrodr",
@@ -83,6 +92,7 @@ def _solver(recipe: Recipe, *, recycled: bool):
             m=s.recycle.m,
             k=s.recycle.k,
             reuse_preconditioner=s.recycle.reuse_preconditioner,
+            rebuild_growth=s.recycle.rebuild_growth,
         )
     return make_solver(s.method, preconditioner=s.preconditioner, rtol=s.rtol, maxiter=s.maxiter)
 

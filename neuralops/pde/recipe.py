@@ -105,6 +105,7 @@ class RecycleConfig:
     k: int = 20
     m: int = 40
     reuse_preconditioner: bool = False
+    rebuild_growth: float | None = 2.0
 
 
 @dataclass(frozen=True)
@@ -210,7 +211,9 @@ def _solver(t: Mapping[str, Any]) -> SolverConfig:
         raise RecipeError(f"'solver.maxiter' must be >= 1, got {maxiter}")
     r = _get(t, "recycle", dict, w, {})
     check_keys(
-        r, ["enabled", "sort", "chain_length", "k", "m", "reuse_preconditioner"], "solver.recycle"
+        r,
+        ["enabled", "sort", "chain_length", "k", "m", "reuse_preconditioner", "rebuild_growth"],
+        "solver.recycle",
     )
     w = "solver.recycle"
     recycle = RecycleConfig(
@@ -220,6 +223,7 @@ def _solver(t: Mapping[str, Any]) -> SolverConfig:
         k=_get(r, "k", int, w, 20),
         m=_get(r, "m", int, w, 40),
         reuse_preconditioner=_get(r, "reuse_preconditioner", bool, w, False),
+        rebuild_growth=_get(r, "rebuild_growth", float, w, 2.0),
     )
     if recycle.sort not in ("greedy", "none"):
         raise RecipeError(
@@ -227,14 +231,33 @@ def _solver(t: Mapping[str, Any]) -> SolverConfig:
         )
     if recycle.chain_length < 1:
         raise RecipeError(f"'{w}.chain_length' must be >= 1, got {recycle.chain_length}")
-    if not 1 <= recycle.k < recycle.m:
+    if not 0 <= recycle.k < recycle.m:
         raise RecipeError(
-            f"'{w}.k' (recycled vectors) must satisfy 1 <= k < m = {recycle.m}, got {recycle.k}"
+            f"'{w}.k' (recycled vectors) must satisfy 0 <= k < m = {recycle.m}, got {recycle.k}"
         )
-    if recycle.enabled and method not in ("gcrodr", "gmres"):
+    if recycle.rebuild_growth is not None and not recycle.rebuild_growth >= 1.0:
+        raise RecipeError(
+            f"'{w}.rebuild_growth' must be >= 1 (rebuild the reused preconditioner when a "
+            f"solve takes that many times the iterations of the first one), got "
+            f"{recycle.rebuild_growth}"
+        )
+    if recycle.enabled and recycle.k == 0:
+        if not recycle.reuse_preconditioner or pre == "none":
+            raise RecipeError(
+                f"'{w}.k = 0' (no recycled Krylov space) only reuses the preconditioner along "
+                f"sorted chains: set '{w}.reuse_preconditioner = true' and a 'solver."
+                "preconditioner' (amg, ic0, ilu, ...), or k >= 1 for GCRO-DR"
+            )
+        if method not in ("cg", "pcg", "gmres", "gcrodr"):
+            raise RecipeError(
+                f"'{w}.k = 0' solves each system with 'solver.method' and a reused "
+                f"preconditioner; choose 'pcg' (SPD) or 'gmres', got {method!r}"
+            )
+    elif recycle.enabled and method not in ("gcrodr", "gmres"):
         raise RecipeError(
             f"'{w}.enabled = true' solves with GCRO-DR; set 'solver.method' to 'gcrodr' "
-            f"(got {method!r})"
+            f"(got {method!r}), or set '{w}.k = 0' with 'reuse_preconditioner = true' to "
+            "solve sorted chains with a reused preconditioner"
         )
     return SolverConfig(method, pre, rtol, maxiter, recycle)
 

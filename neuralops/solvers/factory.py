@@ -101,12 +101,27 @@ class Preconditioned:
 
 
 class Reused:
-    """A Krylov solver whose preconditioner is built on the first matrix it sees and reused.
+    """A Krylov solver whose preconditioner is built on one matrix and reused for the next ones.
 
-    Meant for a sorted sequence of similar systems (SKR chains): building AMG or ILU once per
-    chain instead of once per system, while the Krylov method (GCRO-DR) absorbs the mismatch.
-    ``refresh_every`` rebuilds the preconditioner after that many systems (None: never).
-    Holds state, so give each chain its own instance.
+    Meant for a sorted sequence of similar systems (SKR chains): building AMG, ILU or a sparse LU
+    once for several neighbouring systems instead of once per system. The Krylov method (CG,
+    GMRES or GCRO-DR) absorbs the mismatch, at the price of some extra iterations.
+
+    When to build again: ``refresh_every`` rebuilds after that many systems (None: never);
+    ``rebuild_growth`` rebuilds before the next system once a solve takes more than
+    ``rebuild_growth`` times the iterations of the first solve after the last build (at least
+    ``min_iterations``), so a stale preconditioner costs one slow solve, not a chain of them.
+    A solve that does not converge also triggers a rebuild. Between builds, a preconditioner with
+    an ``update(A)`` method (AMG: same hierarchy, new Galerkin coarse operators) is updated for
+    each new matrix unless ``update=False``. Holds state, so give each chain its own instance. ``builds`` counts the preconditioner builds, ``last_info`` says whether the
+    last solve used a fresh build.
+
+    >>> from neuralops.solvers import CG, gallery
+    >>> import numpy as np
+    >>> A = gallery.poisson((16, 16)); b = np.ones(256)
+    >>> r = Reused(CG(rtol=1e-10), "ic0", rebuild_growth=1.5)
+    >>> [r.solve(A * (1 + 0.01 * i), b).converged for i in range(3)], r.builds
+    ([True, True, True], 1)
     """
 
     def __init__(
@@ -115,26 +130,59 @@ class Reused:
         preconditioner: str | Callable[[Any], Any] = "jacobi",
         *,
         refresh_every: int | None = None,
+        rebuild_growth: float | None = None,
+        min_iterations: int = 4,
+        update: bool = True,
         options: Mapping[str, Any] | None = None,
     ):
         if refresh_every is not None and refresh_every < 1:
             raise ValueError(f"refresh_every must be >= 1 or None, got {refresh_every}")
+        if rebuild_growth is not None and not rebuild_growth >= 1.0:
+            raise ValueError(
+                f"rebuild_growth must be >= 1 (a factor on the iteration count) or None, "
+                f"got {rebuild_growth}"
+            )
         self._build = Preconditioned(solver, preconditioner, dict(options or {}))
         self.solver, self.refresh_every = solver, refresh_every
+        self.rebuild_growth, self.min_iterations = rebuild_growth, int(min_iterations)
+        self.update, self.updates = bool(update), 0
         self.M, self.count, self.builds = None, 0, 0
+        self._since_build, self._baseline, self._stale = 0, None, False
+        self.last_info: dict[str, Any] = {}
+
+    def _due(self) -> bool:
+        if self.M is None or self._stale:
+            return True
+        return bool(self.refresh_every) and self._since_build >= self.refresh_every
 
     def solve(self, A: Any, b: Any, *, x0: Any = None) -> Solution:
         """Solve ``A x = b`` (A (n, n), b (n,)) with the chain's preconditioner."""
-        if self.M is None or (self.refresh_every and self.count % self.refresh_every == 0):
+        fresh = self._due()
+        if fresh:
             self.M = self._build.build(A)
             self.builds += 1
+            self._since_build, self._baseline, self._stale = 0, None, False
+        elif self.update and hasattr(self.M, "update"):
+            self.M.update(A)
+            self.updates += 1
         self.count += 1
-        return self.solver.solve(A, b, M=self.M, x0=x0)
+        self._since_build += 1
+        sol = self.solver.solve(A, b, M=self.M, x0=x0)
+        its = int(sol.iterations)
+        if self._baseline is None:
+            self._baseline = max(its, self.min_iterations)
+        elif self.rebuild_growth is not None and its > self.rebuild_growth * self._baseline:
+            self._stale = True
+        if not sol.converged:
+            self._stale = True
+        self.last_info = {"fresh_build": fresh, "builds": self.builds, "updates": self.updates}
+        return sol
 
     def __repr__(self) -> str:
         return (
             f"Reused({self.solver!r}, {self._build.preconditioner!r}, "
-            f"refresh_every={self.refresh_every}, systems={self.count}, builds={self.builds})"
+            f"refresh_every={self.refresh_every}, rebuild_growth={self.rebuild_growth}, "
+            f"systems={self.count}, builds={self.builds})"
         )
 
 
@@ -145,6 +193,7 @@ def make_solver(
     rtol: float = 1e-8,
     maxiter: int | None = None,
     reuse_preconditioner: bool = False,
+    rebuild_growth: float | None = None,
     **kw: Any,
 ) -> Any:
     """Solver object from recipe names.
@@ -152,7 +201,8 @@ def make_solver(
     ``method``: a key of :data:`SOLVERS` (``direct``, ``cg``, ``pcg``, ``gmres``, ...);
     ``preconditioner``: a key of :data:`PRECONDITIONERS` (``pcg`` with ``none`` uses Jacobi;
     ignored by ``direct``); ``reuse_preconditioner`` builds it once and reuses it (:class:`Reused`,
-    for sorted sequences); other keywords go to the solver (``m=`` for GMRES, ``atol=``, ...).
+    for sorted sequences; ``rebuild_growth`` rebuilds it when the iteration count grows by that
+    factor); other keywords go to the solver (``m=`` for GMRES, ``atol=``, ...).
     """
     if method not in SOLVERS:
         raise ValueError(f"unknown solver method {method!r}; choose one of {list(SOLVERS)}")
@@ -168,5 +218,5 @@ def make_solver(
     if preconditioner == "none":
         return solver
     if reuse_preconditioner:
-        return Reused(solver, preconditioner)
+        return Reused(solver, preconditioner, rebuild_growth=rebuild_growth)
     return Preconditioned(solver, preconditioner)
