@@ -312,3 +312,23 @@ def test_gallery_matrices_have_their_properties():
     assert gallery.from_spec("poisson:4x5").shape == (20, 20)
     with pytest.raises(ValueError, match="unknown gallery"):
         gallery.from_spec("laplace:4x4")
+
+
+def test_direct_orders_by_the_symmetric_pattern_when_it_can():
+    """``permc_spec="auto"``: minimum degree on A^T + A for a symmetric pattern (also with
+    nonsymmetric values), COLAMD otherwise; the solution agrees with a dense solve either way."""
+    import scipy.sparse as sp
+
+    from neuralops.solvers import Direct, gallery
+
+    K = gallery.convection_diffusion(12).tocsr()  # symmetric pattern, nonsymmetric values
+    b = np.arange(1.0, K.shape[0] + 1)
+    sol = Direct().solve(K, b)
+    assert sol.info["permc_spec"] == "MMD_AT_PLUS_A"
+    np.testing.assert_allclose(sol.x, np.linalg.solve(K.toarray(), b), rtol=1e-10)
+    U = (K + sp.eye(K.shape[0], k=3)).tocsr()  # one extra band: pattern no longer symmetric
+    sol = Direct().solve(U, b)
+    assert sol.info["permc_spec"] == "COLAMD"
+    np.testing.assert_allclose(sol.x, np.linalg.solve(U.toarray(), b), rtol=1e-10)
+    with pytest.raises(ValueError, match="permc_spec"):
+        Direct(permc_spec="metis")

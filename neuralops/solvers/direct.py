@@ -58,6 +58,7 @@ class LUFactorization:
             "atol": None,
             "norm": "true",
             "factor_nnz": self.nnz_factors,
+            "permc_spec": self.permc_spec,
         }
         if prob.bnorm == 0.0:
             info.update(stop_reason="zero_rhs", matvecs=0)
@@ -84,9 +85,28 @@ class LUFactorization:
         )
 
 
+def _pattern_symmetric(A: sp.csc_matrix) -> bool:
+    """True when the nonzero pattern of the square sparse A equals that of its transpose."""
+    P = sp.csr_matrix((np.ones(A.nnz, dtype=np.int8), A.indices, A.indptr), shape=A.shape[::-1])
+    P.sum_duplicates()
+    Q = P.T.tocsr()
+    Q.sort_indices()
+    P.sort_indices()
+    return bool(
+        P.nnz == Q.nnz
+        and np.array_equal(P.indptr, Q.indptr)
+        and np.array_equal(P.indices, Q.indices)
+    )
+
+
 @dataclass(frozen=True)
 class Direct:
     """Sparse LU factorisation (SuperLU, ``permc_spec`` column ordering) and a solve.
+
+    ``permc_spec="auto"`` (default) orders by minimum degree on ``A^T + A`` when A's sparsity
+    pattern is symmetric (PDE stencils, also with nonsymmetric values such as upwinding: about half
+    the fill and twice the speed of COLAMD on 2-D grids), COLAMD otherwise; the choice is in
+    ``info["permc_spec"]``.
 
     ``solve(A, b)`` factorises and solves (``info["setup_seconds"]`` is the factorisation,
     ``seconds`` the triangular solves); ``factorize(A)`` returns a :class:`LUFactorization` to
@@ -97,10 +117,10 @@ class Direct:
     array([1. , 0.5])
     """
 
-    permc_spec: str = "COLAMD"
+    permc_spec: str = "auto"
 
     def __post_init__(self) -> None:
-        valid = ("COLAMD", "NATURAL", "MMD_ATA", "MMD_AT_PLUS_A")
+        valid = ("auto", "COLAMD", "NATURAL", "MMD_ATA", "MMD_AT_PLUS_A")
         if self.permc_spec not in valid:
             raise ValueError(f"permc_spec must be one of {valid}, got {self.permc_spec!r}")
 
@@ -111,8 +131,12 @@ class Direct:
             op = MatrixOperator(_explicit(op))
         t0 = time.perf_counter()
         try:
+            spec = self.permc_spec if sp.issparse(op.A) else "dense"
             if sp.issparse(op.A):
-                lu = spla.splu(sp.csc_matrix(op.A), permc_spec=self.permc_spec)
+                Ac = sp.csc_matrix(op.A)
+                if spec == "auto":
+                    spec = "MMD_AT_PLUS_A" if _pattern_symmetric(Ac) else "COLAMD"
+                lu = spla.splu(Ac, permc_spec=spec)
                 nnz = int(lu.L.nnz + lu.U.nnz)
             else:
                 lu = sla.lu_factor(op.A, check_finite=False)
@@ -123,7 +147,7 @@ class Direct:
             raise ValueError(
                 f"A is singular, the LU factorisation failed ({exc}); check boundary conditions"
             ) from exc
-        return LUFactorization(op, lu, time.perf_counter() - t0, self.permc_spec, nnz)
+        return LUFactorization(op, lu, time.perf_counter() - t0, spec, nnz)
 
     def solve(self, A: Any, b: Any, *, M: Any = None, x0: Any = None) -> Solution:
         """Solve ``A x = b``: A (n, n) sparse or dense, b (n,) -> x (n,). ``M`` is ignored,
