@@ -277,6 +277,7 @@ class PreconditionerFn:
     symmetric: bool | None
     setup_seconds: float
     name: str
+    apply_block: Callable[[Any], Any] | None = None  # numpy (n, k) -> (n, k), where cheaper
 
 
 def wrap_preconditioner(M: Any, ops: NumpyOps | TorchOps) -> PreconditionerFn | None:
@@ -303,12 +304,15 @@ def wrap_preconditioner(M: Any, ops: NumpyOps | TorchOps) -> PreconditionerFn | 
             f"got {type(M).__name__}"
         )
     symmetric = getattr(M, "symmetric", symmetric)
+    block = None
     if native:
         apply = lambda r: vec(fn(r), "the preconditioner M")
+        if isinstance(M, AbstractPreconditioner) and not torch_mode:
+            block = M.apply_block
     else:
         to_np, from_np = ops.to_numpy, ops.from_numpy
         apply = lambda r: from_np(fn(to_np(r)))
-    return PreconditionerFn(apply, symmetric, float(setup), str(name))
+    return PreconditionerFn(apply, symmetric, float(setup), str(name), block)
 
 
 def finish(

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 import scipy.linalg as sla
+import scipy.sparse as sp
 from scipy.linalg.blas import ddot, dgemm, dgemv
 
 from neuralops.solvers._backend import (
@@ -247,11 +248,17 @@ def _pencil(G: np.ndarray, WtV: np.ndarray, k: int) -> np.ndarray:
     return _smallest(theta_abs, np.where(np.isfinite(theta), theta, 0), Z, k)
 
 
-def _refresh(Ut_old: np.ndarray, op: Any, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Step 1: ``A M U_old = Q R`` -> ``C = Q``, ``U = U_old R^{-1}`` (rows (k, n))."""
-    AU = np.empty((n, Ut_old.shape[0]), order="F")
-    for i, u in enumerate(Ut_old):
-        AU[:, i] = op(u)
+def _refresh(
+    Ut_old: np.ndarray, op: Any, n: int, op_block: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Step 1: ``A M U_old = Q R`` -> ``C = Q``, ``U = U_old R^{-1}`` (rows (k, n)).
+    ``op_block`` (n, k) -> (n, k), when given, applies ``A M`` to all k vectors at once."""
+    if op_block is not None:
+        AU = np.asfortranarray(op_block(Ut_old.T))
+    else:
+        AU = np.empty((n, Ut_old.shape[0]), order="F")
+        for i, u in enumerate(Ut_old):
+            AU[:, i] = op(u)
     if not np.isfinite(AU).all():
         log.warning("GCRODR: A applied to the recycle space is not finite; dropping it")
         return np.empty((0, n)), np.empty((0, n))
@@ -460,12 +467,25 @@ class GCRODR:
             count["mv"] += 1
             return b - prob.matvec(x)
 
+        A_mat = getattr(prob.op, "A", None)
+        op_block = None
+        explicit = sp.issparse(A_mat) or isinstance(A_mat, np.ndarray)
+        if explicit and (pre is None or pre.apply_block is not None):
+
+            def op_block(V: np.ndarray) -> np.ndarray:  # A M V for V (n, k): two block calls
+                k = V.shape[1]
+                if pre is not None:
+                    V = pre.apply_block(V)
+                    count["pc"] += k
+                count["mv"] += k
+                return np.asarray(A_mat @ V)
+
         r = residual(x) if prob.x0_given else b.copy()
         hist = [ops.norm(r)]
         Ut, Ct = np.empty((0, n)), np.empty((0, n))
         t_ref = time.perf_counter()
         if kmax and self.recycle.k:
-            Ut, Ct = _refresh(self.recycle._Ut[:kmax], op, n)
+            Ut, Ct = _refresh(self.recycle._Ut[:kmax], op, n, op_block)
         refresh_seconds = time.perf_counter() - t_ref
         k_used = Ut.shape[0]
 
