@@ -65,7 +65,7 @@ MAXITER = 3000  # Krylov-step cap for every iterative column (scipy: MAXITER // 
 CHAIN = 20  # systems per chain for the "recycled best" columns (one preconditioner build each)
 REBUILD_GROWTH = 2.0  # adaptive reuse: rebuild once a solve takes 2x the fresh iterations
 MODES = 8  # low DCT modes per axis used as SKR features
-K2_LO, K2_SPAN = float(os.environ.get("K2_LO", 20)), float(os.environ.get("K2_SPAN", 20))
+K2_LO, K2_SPAN = 6.0, 2.0  # helmholtz-indef: k² in [6, 8] pi² mean(a) (--indef-k2)
 
 
 # ----------------------------------------------------------------------------------- families
@@ -457,7 +457,7 @@ def _paper_ratios(rows: list[dict], pcs: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    global MAXITER
+    global MAXITER, K2_LO, K2_SPAN
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="n = 50², 20 systems, tol 1e-8")
     p.add_argument(
@@ -479,6 +479,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--name", default=None, help="results file name (default skr / skr_quick)")
     p.add_argument(
+        "--indef-k2",
+        default=f"{K2_LO:g},{K2_SPAN:g}",
+        help="helmholtz-indef: LO,SPAN of k² = (LO + SPAN U(0,1)) pi² mean(a) (default 6,2)",
+    )
+    p.add_argument(
         "--maxiter",
         type=int,
         default=MAXITER,
@@ -486,6 +491,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     MAXITER = args.maxiter
+    K2_LO, K2_SPAN = (float(v) for v in args.indef_k2.split(","))
     fams = [f.strip() for f in args.families.split(",") if f.strip()]
     for f in fams:
         if f not in FAMILIES:
@@ -567,8 +573,8 @@ def main(argv: list[str] | None = None) -> int:
             "Darcy/thermal/Helmholtz matrices are the flux form -div(a grad u) (SPD), not SKR's "
             "-Δ(a u) form (A_ij = -a_j, A_ii = 4 a_i, nonsymmetric)",
             "Helmholtz: k² = 0.95 U(0,1) min(a) lambda_min(-Δ_h), keeping A SPD",
-            "helmholtz-indef: k² = (K2_LO + K2_SPAN U(0,1)) pi² mean(a) (environment variables, "
-            f"now {K2_LO:g} and {K2_SPAN:g}): symmetric indefinite, a few negative eigenvalues",
+            f"helmholtz-indef: k² = ({K2_LO:g} + {K2_SPAN:g} U(0,1)) pi² mean(a) (--indef-k2): "
+            "symmetric indefinite, a few negative eigenvalues",
             "ms excludes nothing: preconditioner set-up is inside each solve's time; sort time "
             "is reported separately and added per system in ms_total for the SKR columns",
             f"recycled columns: Reused preconditioner built once per chain of {CHAIN} "
