@@ -273,3 +273,23 @@ def test_bad_recycle_arrays_raise():
         RecycleSpace(np.full((5, 2), np.nan), np.ones((5, 2)))
     with pytest.raises(ValueError, match="lack keys"):
         RecycleSpace.from_arrays({"U": np.ones((5, 2))})
+
+
+def test_stalled_recycled_space_is_dropped_and_the_solve_still_converges():
+    """A space carried over from another (indefinite) system that does not help: once the true
+    residual fails to halve over ``stall_cycles`` cycles, it is dropped and the solve converges
+    from where it was; the answer matches a dense solve (float64)."""
+    from neuralops.solvers import gallery
+
+    s = 24
+    L = gallery.poisson((s, s)).tocsr() * (s + 1) ** 2
+    I = sp.eye(s * s, format="csr")
+    b = np.sin(np.arange(s * s) * 0.37) + 1.0
+    g = GCRODR(m=20, k=10, rtol=1e-9, maxiter=20000, stall_cycles=2)
+    g.solve((L - 40.0 * np.pi**2 * I).tocsr(), b)  # a different indefinite system
+    A = (L - 57.0 * np.pi**2 * I).tocsr()  # between two eigenvalue clusters
+    sol = g.solve(A, b)
+    assert sol.converged and sol.info["recycle_dropped_at"] is not None
+    np.testing.assert_allclose(sol.x, np.linalg.solve(A.toarray(), b), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="stall_cycles"):
+        GCRODR(stall_cycles=0)

@@ -382,6 +382,12 @@ class GCRODR:
     matvecs of the refresh and one per cycle for the true residual. ``info`` adds ``k_used``
     (recycled vectors after the refresh), ``cycles``, ``refresh_seconds``, ``m``, ``k``,
     ``true_residuals`` (``||b - A x||`` after each cycle) and ``reorthogonalizations``.
+
+    ``stall_cycles``: a space recycled from earlier systems can lock onto directions that do not
+    help this one (seen on a nearly singular indefinite Helmholtz system: stuck at 1.6e-4 for
+    10 000 steps, while a fresh solve converged in 882). When the true residual has not halved over
+    that many cycles, the recycled space is dropped once and the solve goes on from the current x,
+    building a new space (``info["recycle_dropped_at"]``: the iteration). None disables it.
     """
 
     m: int = 40
@@ -390,6 +396,7 @@ class GCRODR:
     atol: float = 0.0
     maxiter: int | None = None
     M: Any = None
+    stall_cycles: int | None = 25
     recycle: RecycleSpace = field(default_factory=RecycleSpace, compare=False)
 
     def __post_init__(self) -> None:
@@ -402,6 +409,12 @@ class GCRODR:
             raise ValueError(
                 f"recycle dimension k={self.k} must be < restart length m={self.m} "
                 "(each cycle runs m - k Arnoldi steps); e.g. m=40, k=20"
+            )
+        if self.stall_cycles is not None and not (
+            isinstance(self.stall_cycles, int | np.integer) and self.stall_cycles >= 1
+        ):
+            raise ValueError(
+                f"stall_cycles must be an integer >= 1 or None, got {self.stall_cycles!r}"
             )
         if not isinstance(self.recycle, RecycleSpace):
             raise TypeError(f"recycle must be a RecycleSpace, got {type(self.recycle).__name__}")
@@ -496,6 +509,7 @@ class GCRODR:
         beta_true, true_hist = hist[0], []
         total, cycles, reorths = 0, 0, 0
         stop, message, projected_only = "", "", False
+        dropped_at, window = None, self.stall_cycles
         while True:
             if beta_true <= tol:
                 stop = "rtol"
@@ -546,6 +560,16 @@ class GCRODR:
                 break
             if kmax and j:
                 Ut, Ct = _new_space(W, G, Ut, Ct, kc, j, kmax)
+            stalled = (
+                window is not None
+                and k_used
+                and dropped_at is None
+                and len(true_hist) > window
+                and true_hist[-1] > 0.5 * true_hist[-1 - window]
+            )
+            if stalled:  # the carried-over space does not fit this system: start a new one
+                Ut, Ct = np.empty((0, n)), np.empty((0, n))
+                dropped_at = total
             if j and beta_true > tol and beta_true >= beta_old * (1.0 - 4.0 * _EPS):
                 stop = "breakdown"
                 message = (
@@ -559,4 +583,5 @@ class GCRODR:
         info = {"method": "gcrodr", "matvecs": count["mv"], "precond_applies": count["pc"]}
         info.update(k_used=k_used, cycles=cycles, refresh_seconds=refresh_seconds, m=m, k=kmax)
         info.update(true_residuals=true_hist, reorthogonalizations=reorths)
+        info.update(recycle_dropped_at=dropped_at)
         return finish(prob, x, hist, total, stop, message, t0, info, tol, self.rtol, self.atol, pre)
