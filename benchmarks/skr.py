@@ -58,9 +58,10 @@ from neuralops.solvers.sorting import skr_order  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
-FAMILIES = ("darcy", "thermal", "poisson", "helmholtz", "convdiff", "helmholtz-indef")
+FAMILIES = ("darcy", "thermal", "poisson", "helmholtz", "convdiff", "helmholtz-indef", "darcy-skr")
 SPD = {"darcy": True, "thermal": True, "poisson": True, "helmholtz": True, "convdiff": False}
 SPD["helmholtz-indef"] = False
+SPD["darcy-skr"] = False  # L diag(a): similar to an SPD matrix, but not symmetric
 MAXITER = 3000  # Krylov-step cap for every iterative column (scipy: MAXITER // 40 restarts)
 CHAIN = 20  # systems per chain for the "recycled best" columns (one preconditioner build each)
 REBUILD_GROWTH = 2.0  # adaptive reuse: rebuild once a solve takes 2x the fresh iterations
@@ -124,6 +125,13 @@ def make_family(name: str, s: int, N: int, seed: int) -> tuple[list, np.ndarray]
             A = sp.csr_matrix(darcy_operator(a) - k2 * sp.eye(s * s))
             systems.append((A, np.ones(s * s)))
             feats.append(np.concatenate([_dct_features(a), [u]]))
+    elif name == "darcy-skr":  # the SKR code's matrix: -Δ(a u), A_ij = -a_j, A_ii = 4 a_i
+        grf = GRF(alpha=2.5, tau=7.0, boundary="neumann", transform=Transform.exp())
+        L = sp.csr_matrix(gallery.poisson((s, s)) * (s + 1) ** 2)
+        for _ in range(N):
+            a = grf.sample(rng, (s, s))
+            systems.append((sp.csr_matrix(L @ sp.diags(a.ravel())), np.ones(s * s)))
+            feats.append(_dct_features(a))
     elif name == "helmholtz-indef":  # -div(a grad u) - k² u = 1 with k² among the eigenvalues
         grf = GRF(alpha=2.5, tau=7.0, boundary="neumann", transform=Transform.exp())
         for _ in range(N):
@@ -171,6 +179,15 @@ def _lu_factory(A):
     return Direct().factorize(A).lu.solve  # SuperLU, the ordering Direct picks
 
 
+# named preconditioner variants of the paper columns: "ilu0" ~ PETSc's ILU(0) (SuperLU ILUTP
+# without dropping but with no room for fill: fill_factor 1)
+PC_VARIANTS = {"ilu0": ("ilu", {"drop_tol": 0.0, "fill_factor": 1.0})}
+
+
+def _pc(name: str) -> tuple[str, dict]:
+    return PC_VARIANTS.get(name, (name, {}))
+
+
 def _amg_rs(A):
     """Ruge-Stuben AMG (pyamg): the AMG variant for the nonsymmetric family, under GMRES."""
     return AMG(A, kind="rs")
@@ -183,7 +200,7 @@ def run_scipy_gmres(systems, order, pc, tol) -> dict:
         t0 = time.perf_counter()
         M = None
         if pc != "none":
-            P = make_preconditioner(pc, A)
+            P = make_preconditioner(_pc(pc)[0], A, **_pc(pc)[1])
             M = spla.LinearOperator(A.shape, matvec=P.apply, dtype=np.float64)
         count = [0]
 
@@ -326,7 +343,7 @@ def bench_family(
     for pc in pcs:
 
         def wrap(solver, pc=pc):
-            return solver if pc == "none" else Preconditioned(solver, pc)
+            return solver if pc == "none" else Preconditioned(solver, _pc(pc)[0], _pc(pc)[1])
 
         row("scipy-gmres40", pc, run_scipy_gmres(systems, range(N), pc, tol), "given")
         row("gmres40", pc, run_ours(systems, range(N), lambda: wrap(GMRES(m=40, **cap))), "given")
@@ -531,7 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     summ = [r for r in rows if r["column"] == "summary"]
     pcs_all = [
         pc
-        for pc in ("none", "jacobi", "ic0", "ilu", "asm", "ras", "amg")
+        for pc in ("none", "jacobi", "ic0", "ilu0", "ilu", "asm", "ras", "amg")
         if any(f"paper_ratio_{pc}" in r for r in summ)
     ]
     cols = ["family", "n", "tol", "sort_ms"]

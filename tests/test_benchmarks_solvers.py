@@ -37,3 +37,23 @@ def test_indefinite_helmholtz_family_is_symmetric_indefinite():
     A = systems[0][0].toarray()
     eig = np.linalg.eigvalsh(A)
     assert np.allclose(A, A.T) and eig[0] < 0 < eig[-1] and feats.shape[0] == 3
+
+
+def test_skr_form_darcy_and_the_cancellation_of_scaled_preconditioners():
+    """The SKR code's Darcy matrix A = L diag(a): A_ii = 4 a_i h^-2, A_ij = -a_j h^-2. An
+    incomplete LU without pivoting factors L diag(a) as (ILU of L) diag(a), so the right-
+    preconditioned operator A M = L M_L does not depend on a: GMRES takes the same iterations
+    on every system of the family, which is why recycling pays so well on it."""
+    from neuralops.solvers import GMRES, make_preconditioner
+
+    s = 16
+    systems, _ = skr.make_family("darcy-skr", s, 2, seed=0)
+    A = systems[0][0].toarray() / (s + 1) ** 2
+    a = np.diag(A) / 4.0
+    i, j = 0, 1  # neighbours in the natural ordering
+    assert np.isclose(A[i, j], -a[j]) and np.isclose(A[j, i], -a[i])
+    its = []
+    for A_k, b in systems:
+        M = make_preconditioner("ilu", A_k, **skr.PC_VARIANTS["ilu0"][1])
+        its.append(GMRES(m=40, rtol=1e-10).solve(A_k, b, M=M).iterations)
+    assert its[0] == its[1]
