@@ -181,7 +181,10 @@ def _lu_factory(A):
 
 # named preconditioner variants of the paper columns: "ilu0" ~ PETSc's ILU(0) (SuperLU ILUTP
 # without dropping but with no room for fill: fill_factor 1)
-PC_VARIANTS = {"ilu0": ("ilu", {"drop_tol": 0.0, "fill_factor": 1.0})}
+PC_VARIANTS = {
+    "ilu0": ("ilu", {"drop_tol": 0.0, "fill_factor": 1.0}),
+    "asm-ilu0": ("asm", {"sub_solver": "ilu0"}),  # PETSc's PCASM default: ILU(0) per block
+}
 
 
 def _pc(name: str) -> tuple[str, dict]:
@@ -548,7 +551,7 @@ def main(argv: list[str] | None = None) -> int:
     summ = [r for r in rows if r["column"] == "summary"]
     pcs_all = [
         pc
-        for pc in ("none", "jacobi", "ic0", "ilu0", "ilu", "asm", "ras", "amg")
+        for pc in ("none", "jacobi", "ic0", "ilu0", "ilu", "asm", "asm-ilu0", "ras", "amg")
         if any(f"paper_ratio_{pc}" in r for r in summ)
     ]
     cols = ["family", "n", "tol", "sort_ms"]

@@ -295,3 +295,25 @@ def test_apply_block_equals_column_by_column(name):
     ref = np.column_stack([M.apply(R[:, j].copy()) for j in range(5)])
     assert Z.shape == (A.shape[0], 5)
     np.testing.assert_allclose(Z, ref, rtol=0, atol=1e-13 * np.abs(ref).max())
+
+
+def test_asm_with_incomplete_subdomain_solves():
+    """``sub_solver="ilu0"``: with one subdomain it is the ILU(0)-like factor of A itself; with
+    several it is weaker than exact subdomain solves (more GMRES iterations) but still helps."""
+    A, _ = _darcy_pair(s=20)
+    b = np.ones(A.shape[0])
+    r = np.random.default_rng(3).standard_normal(A.shape[0])
+    one = ASM(A, n_subdomains=1, overlap=0, sub_solver="ilu0")
+    ref = ILU(A, drop_tol=0.0, fill_factor=1.0)
+    np.testing.assert_allclose(one.apply(r), ref.apply(r), rtol=1e-12, atol=1e-14)
+    its = {
+        name: GMRES(m=40, rtol=1e-10).solve(A, b, M=M).iterations
+        for name, M in (
+            ("none", None),
+            ("ilu0", ASM(A, n_subdomains=4, sub_solver="ilu0")),
+            ("lu", ASM(A, n_subdomains=4)),
+        )
+    }
+    assert its["lu"] < its["ilu0"] < its["none"]
+    with pytest.raises(ValueError, match="sub_solver"):
+        ASM(A, sub_solver="amg")

@@ -299,8 +299,9 @@ class ASM(AbstractPreconditioner):
     The unknowns are split into ``n_subdomains`` contiguous index blocks (strips of a grid in
     natural ordering; pass ``labels`` (n,) to give your own partition), each grown by ``overlap``
     layers of matrix-graph neighbours; ``A_i = R_i A R_i^T`` is factorised once (SuperLU, exact
-    subdomain solves). ``restricted=True`` is restricted additive Schwarz (RAS, PETSc's default
-    ``PCASM`` type): the prolongation keeps only each subdomain's own, non-overlapping unknowns,
+    subdomain solves; ``sub_solver="ilu0"``: an incomplete LU with no room for fill per
+    subdomain, PETSc's default sub-solver). ``restricted=True`` is restricted additive Schwarz
+    (RAS, PETSc's default ``PCASM`` type): the prolongation keeps only each subdomain's own, non-overlapping unknowns,
     which converges faster in GMRES but is not symmetric; the default (classical ASM) is
     symmetric for symmetric ``A`` and usable in PCG. There is no coarse space, so iteration
     counts grow with the number of subdomains: a one-level method, as in the SKR paper's runs.
@@ -324,8 +325,14 @@ class ASM(AbstractPreconditioner):
         overlap: int = 1,
         restricted: bool = False,
         labels: np.ndarray | None = None,
+        sub_solver: str = "lu",
     ) -> None:
         t0 = time.perf_counter()
+        if sub_solver not in ("lu", "ilu0"):
+            raise ValueError(
+                f"ASM sub_solver must be 'lu' (exact subdomain solves) or 'ilu0' (PETSc's "
+                f"default: incomplete LU without fill), got {sub_solver!r}"
+            )
         Acsr = _csr(A, "ASM")
         n = Acsr.shape[0]
         if labels is None:
@@ -352,7 +359,10 @@ class ASM(AbstractPreconditioner):
             idx = np.flatnonzero(mask)
             sub = Acsr[idx][:, idx].tocsc()
             try:
-                lu = spla.splu(sub)
+                if sub_solver == "lu":
+                    lu = spla.splu(sub)
+                else:
+                    lu = spla.spilu(sub, drop_tol=0.0, fill_factor=1.0)
             except RuntimeError as exc:
                 raise ValueError(
                     f"ASM: the subdomain block {lab} ({idx.size} unknowns) is singular ({exc}); "
@@ -361,6 +371,7 @@ class ASM(AbstractPreconditioner):
             keep = np.isin(idx, own) if restricted else None
             self._parts.append((idx, keep, lu))
         self.n, self.overlap, self.restricted = n, int(overlap), bool(restricted)
+        self.sub_solver = sub_solver
         self.symmetric = not restricted
         self.name = "ras" if restricted else "asm"
         self.setup_seconds = time.perf_counter() - t0
