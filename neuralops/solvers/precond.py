@@ -14,7 +14,6 @@ wall time is kept in ``setup_seconds``.
 
 from __future__ import annotations
 
-import abc
 import math
 import time
 from collections.abc import Callable
@@ -24,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from neuralops.solvers.operators import MatrixOperator, TorchCSROperator, as_operator
+from neuralops.solvers.operators import as_operator
 
 __all__ = [
     "AbstractPreconditioner",
@@ -39,58 +38,11 @@ __all__ = [
     "make_preconditioner",
 ]
 
-_BENCH_HINT = "pip install 'neuralops-pde[bench]'"
-
-
-class AbstractPreconditioner(abc.ABC):
-    """``apply(r) -> z``; ``symmetric`` says whether ``M`` is symmetric (required by PCG);
-    ``setup_seconds`` is the time spent building it; ``name`` identifies it in records;
-    ``accepts_torch`` says whether ``apply`` also takes torch tensors (else solvers convert)."""
-
-    name: str = "preconditioner"
-    symmetric: bool = True
-    setup_seconds: float = 0.0
-    accepts_torch: bool = False
-
-    @abc.abstractmethod
-    def apply(self, r: np.ndarray) -> np.ndarray:
-        """``z = M r`` for r of shape (n,) (or (n, k) where supported)."""
-
-    def apply_block(self, R: np.ndarray) -> np.ndarray:
-        """``Z = M R`` for a block R (n, k): column by column here; preconditioners whose
-        solve takes several right-hand sides at once override it (GCRO-DR's refresh uses it)."""
-        R = np.asarray(R, dtype=np.float64, order="F")  # contiguous columns
-        return np.column_stack([self.apply(R[:, j]) for j in range(R.shape[1])])
-
-    def __call__(self, r: np.ndarray) -> np.ndarray:
-        return self.apply(r)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, setup_seconds={self.setup_seconds:.3g})"
-
-
-def _csr(A: Any, who: str) -> sp.csr_matrix:
-    """``A`` as a float64 CSR matrix (from scipy sparse, a dense array or a MatrixOperator)."""
-    if isinstance(A, MatrixOperator | TorchCSROperator):
-        A = A.A
-    if type(A).__module__.startswith("torch"):
-        A = A.to_dense().cpu().numpy() if not A.is_sparse_csr else _torch_csr_to_scipy(A)
-    if not (sp.issparse(A) or isinstance(A, np.ndarray)):
-        raise TypeError(
-            f"{who} needs an explicit matrix (scipy sparse or numpy), got {type(A).__name__}"
-        )
-    A = sp.csr_matrix(A, dtype=np.float64)
-    if A.shape[0] != A.shape[1]:
-        raise ValueError(f"A must be square, got shape {A.shape}")
-    A.sum_duplicates()
-    return A
-
-
-def _torch_csr_to_scipy(A: Any) -> sp.csr_matrix:
-    return sp.csr_matrix(
-        (A.values().cpu().numpy(), A.col_indices().cpu().numpy(), A.crow_indices().cpu().numpy()),
-        shape=tuple(A.shape),
-    )
+from neuralops.solvers._pcbase import (  # noqa: E402  (re-exported)
+    AbstractPreconditioner,
+    _csr,
+)
+from neuralops.solvers.amg import AMG  # noqa: E402
 
 
 class Identity(AbstractPreconditioner):
@@ -404,160 +356,6 @@ class ASM(AbstractPreconditioner):
 def _neighbours(graph: sp.csr_matrix, mask: np.ndarray) -> np.ndarray:
     """``mask`` grown by one layer of graph neighbours."""
     return mask | (graph.T @ mask.astype(np.int8) > 0)
-
-
-class _LeanVCycle:
-    """pyamg's V-cycle with symmetric Gauss-Seidel smoothing, without its per-call overhead.
-
-    The same arithmetic as ``MultilevelSolver.aspreconditioner(cycle="V")`` with the default
-    (block, blocksize 1) symmetric Gauss-Seidel pre- and post-smoothers and a dense coarse solve;
-    it calls pyamg's compiled sweep directly on CSR arrays. On a 50 x 50 grid a cycle costs about
-    half of pyamg's. ``maybe`` returns None for any other cycle or smoother (pyamg is used then).
-    """
-
-    _GS = {("gauss_seidel", "symmetric"), ("block_gauss_seidel", "symmetric")}
-
-    @classmethod
-    def maybe(cls, ml: Any, cycle: str, opts: dict) -> _LeanVCycle | None:
-        def plain(sm: Any) -> bool:
-            if not isinstance(sm, tuple) or len(sm) != 2 or not isinstance(sm[1], dict):
-                return False
-            extra = {k: v for k, v in sm[1].items() if k != "sweep"}
-            return (sm[0], sm[1].get("sweep")) in cls._GS and extra in ({}, {"iterations": 1})
-
-        levels = ml.levels
-        blocks_ok = all(getattr(lv.A, "blocksize", (1, 1)) == (1, 1) for lv in levels)
-        if cycle != "V" or not blocks_ok or not all(plain(opts[k]) for k in cls._SMOOTHERS):
-            return None
-        if opts.get("coarse_solver") not in ("pinv", "pinv2") or len(levels) < 2:
-            return None
-        return cls(ml)
-
-    _SMOOTHERS = ("presmoother", "postsmoother")
-
-    def __init__(self, ml: Any) -> None:
-        from pyamg import amg_core
-
-        self._gs = amg_core.gauss_seidel
-        try:
-            from scipy.sparse._sparsetools import csr_matvec
-
-            self._csr_matvec = csr_matvec
-        except ImportError:  # pragma: no cover
-            self._csr_matvec = None
-        self.A = [sp.csr_matrix(lv.A) for lv in ml.levels]
-        self.P = [sp.csr_matrix(lv.P) for lv in ml.levels[:-1]]
-        self.R = [sp.csr_matrix(lv.R) for lv in ml.levels[:-1]]
-        self._coarse = np.linalg.pinv(self.A[-1].toarray())
-
-    def _sgs(self, A: sp.csr_matrix, x: np.ndarray, b: np.ndarray) -> None:
-        n = A.shape[0]
-        self._gs(A.indptr, A.indices, A.data, x, b, 0, n, 1)
-        self._gs(A.indptr, A.indices, A.data, x, b, n - 1, -1, -1)
-
-    def _mv(self, M: sp.csr_matrix, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-        """``y += M @ x`` (the compiled kernel directly: scipy's ``@`` costs more than the
-        product itself on coarse levels)."""
-        if self._csr_matvec is None:  # pragma: no cover - private scipy API moved
-            y += M @ x
-        else:
-            self._csr_matvec(M.shape[0], M.shape[1], M.indptr, M.indices, M.data, x, y)
-        return y
-
-    def __call__(self, b: np.ndarray) -> np.ndarray:
-        rhs, xs = [np.ascontiguousarray(b, dtype=np.float64)], []  # the sweeps need contiguity
-        for lvl in range(len(self.A) - 1):  # down: pre-smooth, restrict the residual
-            A, x = self.A[lvl], np.zeros_like(rhs[lvl])
-            self._sgs(A, x, rhs[lvl])
-            xs.append(x)
-            res = rhs[lvl] - self._mv(A, x, np.zeros_like(x))
-            rhs.append(self._mv(self.R[lvl], res, np.zeros(self.R[lvl].shape[0])))
-        xc = self._coarse @ rhs[-1]
-        for lvl in range(len(self.A) - 2, -1, -1):  # up: correct, post-smooth
-            x = self._mv(self.P[lvl], xc, xs[lvl])
-            self._sgs(self.A[lvl], x, rhs[lvl])
-            xc = x
-        return xc
-
-
-class AMG(AbstractPreconditioner):
-    """One algebraic-multigrid cycle (pyamg, optional ``bench`` extra) per application.
-
-    ``kind="sa"`` smoothed aggregation or ``"rs"`` Ruge–Stüben; the default symmetric
-    Gauss–Seidel smoothing keeps the V-cycle symmetric, so it is usable in PCG. Extra keywords
-    go to the pyamg constructor.
-    """
-
-    name = "amg"
-    symmetric = True
-
-    def __init__(self, A: Any, *, kind: str = "sa", cycle: str = "V", **pyamg_kw: Any) -> None:
-        try:
-            import pyamg
-        except ImportError as exc:
-            raise ImportError(f"preconditioner 'amg' needs pyamg: {_BENCH_HINT}") from exc
-        builders = {"sa": pyamg.smoothed_aggregation_solver, "rs": pyamg.ruge_stuben_solver}
-        if kind not in builders:
-            raise ValueError(f"AMG kind must be one of {sorted(builders)}, got {kind!r}")
-        t0 = time.perf_counter()
-        import inspect
-
-        defaults = {
-            k: v.default
-            for k, v in inspect.signature(builders[kind]).parameters.items()
-            if k in ("presmoother", "postsmoother", "coarse_solver")
-        }
-        defaults.setdefault("coarse_solver", "pinv")  # pyamg.MultilevelSolver's default
-        self._cycle_opts = {**defaults, **{k: pyamg_kw[k] for k in defaults if k in pyamg_kw}}
-        self.ml = builders[kind](_csr(A, "AMG"), **pyamg_kw)
-        self._M = self.ml.aspreconditioner(cycle=cycle)
-        self.kind, self.cycle = kind, cycle
-        self._lean = _LeanVCycle.maybe(self.ml, cycle, self._cycle_opts)
-        self.name = f"amg-{kind}"
-        self.setup_seconds = time.perf_counter() - t0
-        self.updates = 0
-
-    def update(self, A: Any) -> None:
-        """Keep the hierarchy (aggregates, interpolation ``P``, restriction ``R``), take a new
-        operator: the Galerkin coarse operators ``A_{l+1} = R_l A_l P_l``, the smoothers and the
-        coarse solve are recomputed. A fraction of a full set-up; for a matrix close to the one the
-        hierarchy was built on (neighbours of a sorted sequence) the V-cycle stays as good as a
-        fresh one. ``A``: the new (n, n) matrix, same n."""
-        import pyamg
-
-        t0 = time.perf_counter()
-        Acsr = _csr(A, "AMG.update")
-        levels = self.ml.levels
-        if Acsr.shape != levels[0].A.shape:
-            raise ValueError(
-                f"AMG.update: the hierarchy is for n = {levels[0].A.shape[0]}, the new matrix has "
-                f"shape {Acsr.shape}; build a new AMG for a different size"
-            )
-        levels[0].A = Acsr.asformat(levels[0].A.format)
-        for fine, coarse in zip(levels[:-1], levels[1:], strict=True):
-            coarse.A = (fine.R @ fine.A @ fine.P).asformat(coarse.A.format)
-        pyamg.relaxation.smoothing.change_smoothers(
-            self.ml, self._cycle_opts["presmoother"], self._cycle_opts["postsmoother"]
-        )
-        self.ml.coarse_solver = pyamg.multilevel.coarse_grid_solver(
-            self._cycle_opts["coarse_solver"]
-        )
-        self._lean = _LeanVCycle.maybe(self.ml, self.cycle, self._cycle_opts)
-        self.updates += 1
-        self.setup_seconds = time.perf_counter() - t0
-
-    def apply(self, r: np.ndarray) -> np.ndarray:
-        r = np.asarray(r, dtype=np.float64)
-        if self._lean is not None and r.ndim == 1:
-            return self._lean(r)
-        return self._M.matvec(r)
-
-    def __repr__(self) -> str:
-        return (
-            f"AMG(kind={self.kind!r}, cycle={self.cycle!r}, levels={len(self.ml.levels)}, "
-            f"operator_complexity={self.ml.operator_complexity():.3g}, "
-            f"setup_seconds={self.setup_seconds:.3g})"
-        )
 
 
 class NetworkPreconditioner(AbstractPreconditioner):
