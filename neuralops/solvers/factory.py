@@ -113,8 +113,9 @@ class Reused:
     ``min_iterations``), so a stale preconditioner costs one slow solve, not a chain of them.
     A solve that does not converge also triggers a rebuild. Between builds, a preconditioner with
     an ``update(A)`` method (AMG: same hierarchy, new Galerkin coarse operators) is updated for
-    each new matrix unless ``update=False``. Holds state, so give each chain its own instance. ``builds`` counts the preconditioner builds, ``last_info`` says whether the
-    last solve used a fresh build.
+    each new matrix unless ``update=False``. Holds state, so give each chain its own instance.
+    ``builds``/``updates`` count the preconditioner builds and updates; ``last_info`` says whether
+    the last solve used a fresh build.
 
     >>> from neuralops.solvers import CG, gallery
     >>> import numpy as np
@@ -145,7 +146,7 @@ class Reused:
         self._build = Preconditioned(solver, preconditioner, dict(options or {}))
         self.solver, self.refresh_every = solver, refresh_every
         self.rebuild_growth, self.min_iterations = rebuild_growth, int(min_iterations)
-        self.update, self.updates = bool(update), 0
+        self._update, self.updates = bool(update), 0
         self.M, self.count, self.builds = None, 0, 0
         self._since_build, self._baseline, self._stale = 0, None, False
         self.last_info: dict[str, Any] = {}
@@ -162,7 +163,7 @@ class Reused:
             self.M = self._build.build(A)
             self.builds += 1
             self._since_build, self._baseline, self._stale = 0, None, False
-        elif self.update and hasattr(self.M, "update"):
+        elif self._update and hasattr(self.M, "update"):
             self.M.update(A)
             self.updates += 1
         self.count += 1
