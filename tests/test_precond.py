@@ -279,6 +279,13 @@ def test_amg_update_keeps_the_hierarchy_and_takes_the_new_operator():
     x = np.linalg.solve(A2.toarray(), b)
     np.testing.assert_allclose(upd.x, x, atol=1e-8 * np.abs(x).max())
     assert M.updates == 3
+    # the pyamg cycle (non-default smoother, no lean path) is rebound to the new operators too
+    fwd = ("gauss_seidel", {"sweep": "forward"})
+    J = make_preconditioner("amg", A, presmoother=fwd, postsmoother=fwd)
+    assert J._lean is None
+    zj = J.apply(r)
+    J.update(2.0 * A)
+    np.testing.assert_allclose(J.apply(r), 0.5 * zj, rtol=0, atol=1e-12 * np.abs(zj).max())
     with pytest.raises(ValueError, match="hierarchy is for n = 576"):
         M.update(sp.eye(10, format="csr"))
 

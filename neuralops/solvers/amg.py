@@ -11,6 +11,7 @@ updates for sequences of similar matrices.
 
 from __future__ import annotations
 
+import inspect
 import time
 from typing import Any
 
@@ -32,6 +33,7 @@ class _LeanVCycle:
     """
 
     _GS = {("gauss_seidel", "symmetric"), ("block_gauss_seidel", "symmetric")}
+    _SMOOTHERS = ("presmoother", "postsmoother")
 
     @classmethod
     def maybe(cls, ml: Any, cycle: str, opts: dict) -> _LeanVCycle | None:
@@ -48,8 +50,6 @@ class _LeanVCycle:
         if opts.get("coarse_solver") not in ("pinv", "pinv2") or len(levels) < 2:
             return None
         return cls(ml)
-
-    _SMOOTHERS = ("presmoother", "postsmoother")
 
     def __init__(self, ml: Any) -> None:
         from pyamg import amg_core
@@ -116,8 +116,6 @@ class AMG(AbstractPreconditioner):
         if kind not in builders:
             raise ValueError(f"AMG kind must be one of {sorted(builders)}, got {kind!r}")
         t0 = time.perf_counter()
-        import inspect
-
         defaults = {
             k: v.default
             for k, v in inspect.signature(builders[kind]).parameters.items()
@@ -131,7 +129,7 @@ class AMG(AbstractPreconditioner):
         self._lean = _LeanVCycle.maybe(self.ml, cycle, self._cycle_opts)
         self.name = f"amg-{kind}"
         self.setup_seconds = time.perf_counter() - t0
-        self.updates = 0
+        self.updates, self._pyamg_stale = 0, False
 
     def update(self, A: Any) -> None:
         """Keep the hierarchy (aggregates, interpolation ``P``, restriction ``R``), take a new
@@ -139,8 +137,6 @@ class AMG(AbstractPreconditioner):
         coarse solve are recomputed. A fraction of a full set-up; for a matrix close to the one the
         hierarchy was built on (neighbours of a sorted sequence) the V-cycle stays as good as a
         fresh one. ``A``: the new (n, n) matrix, same n."""
-        import pyamg
-
         t0 = time.perf_counter()
         Acsr = _csr(A, "AMG.update")
         levels = self.ml.levels
@@ -152,20 +148,31 @@ class AMG(AbstractPreconditioner):
         levels[0].A = Acsr.asformat(levels[0].A.format)
         for fine, coarse in zip(levels[:-1], levels[1:], strict=True):
             coarse.A = (fine.R @ fine.A @ fine.P).asformat(coarse.A.format)
+        self._lean = _LeanVCycle.maybe(self.ml, self.cycle, self._cycle_opts)
+        self._pyamg_stale = True  # pyamg's own smoothers/coarse solve: refreshed when used
+        if self._lean is None:
+            self._refresh_pyamg()
+        self.updates += 1
+        self.setup_seconds = time.perf_counter() - t0
+
+    def _refresh_pyamg(self) -> None:
+        """Rebind pyamg's smoothers and coarse solve to the updated level operators."""
+        import pyamg
+
         pyamg.relaxation.smoothing.change_smoothers(
             self.ml, self._cycle_opts["presmoother"], self._cycle_opts["postsmoother"]
         )
         self.ml.coarse_solver = pyamg.multilevel.coarse_grid_solver(
             self._cycle_opts["coarse_solver"]
         )
-        self._lean = _LeanVCycle.maybe(self.ml, self.cycle, self._cycle_opts)
-        self.updates += 1
-        self.setup_seconds = time.perf_counter() - t0
+        self._pyamg_stale = False
 
     def apply(self, r: np.ndarray) -> np.ndarray:
         r = np.asarray(r, dtype=np.float64)
         if self._lean is not None and r.ndim == 1:
             return self._lean(r)
+        if self._pyamg_stale:
+            self._refresh_pyamg()
         return self._M.matvec(r)
 
     def __repr__(self) -> str:
