@@ -155,7 +155,8 @@ class RecycleSpace:
         self.check_size(op.shape[0])
         pre = wrap_preconditioner(M, NumpyOps(op.shape[0]))
         apply = (lambda v: v) if pre is None else pre.apply
-        self._set(*_refresh(self._Ut, lambda v: np.asarray(op.matvec(apply(v))), op.shape[0]))
+        matvec = lambda v: np.asarray(op.matvec(apply(v)))  # noqa: E731
+        self._set(*_refresh(self._Ut, matvec, op.shape[0], _block_operator(op, pre)))
 
     def defects(self, A: Any) -> tuple[float, float]:
         """``(max_i ||A u_i - c_i|| / ||A|| ||u_i||, max |C^T C - I|)`` with ``||A||``
@@ -246,6 +247,19 @@ def _pencil(G: np.ndarray, WtV: np.ndarray, k: int) -> np.ndarray:
         theta_abs = np.where(np.abs(beta) > 0, np.abs(alpha) / np.abs(beta), np.inf)
     theta_abs[~np.isfinite(theta_abs)] = np.inf
     return _smallest(theta_abs, np.where(np.isfinite(theta), theta, 0), Z, k)
+
+
+def _block_operator(op: Any, pre: Any) -> Any:
+    """``V (n, k) -> A M V`` in two block calls, for an explicit A and a preconditioner with a
+    block path (or none); None otherwise (the refresh then goes vector by vector)."""
+    A_mat = getattr(op, "A", None)
+    if not (sp.issparse(A_mat) or isinstance(A_mat, np.ndarray)):
+        return None
+    if pre is None:
+        return lambda V: np.asarray(A_mat @ V)
+    if pre.apply_block is None:
+        return None
+    return lambda V: np.asarray(A_mat @ pre.apply_block(V))
 
 
 def _refresh(
@@ -480,18 +494,14 @@ class GCRODR:
             count["mv"] += 1
             return b - prob.matvec(x)
 
-        A_mat = getattr(prob.op, "A", None)
+        block = _block_operator(prob.op, pre)
         op_block = None
-        explicit = sp.issparse(A_mat) or isinstance(A_mat, np.ndarray)
-        if explicit and (pre is None or pre.apply_block is not None):
+        if block is not None:
 
-            def op_block(V: np.ndarray) -> np.ndarray:  # A M V for V (n, k): two block calls
-                k = V.shape[1]
-                if pre is not None:
-                    V = pre.apply_block(V)
-                    count["pc"] += k
-                count["mv"] += k
-                return np.asarray(A_mat @ V)
+            def op_block(V: np.ndarray) -> np.ndarray:  # A M V for V (n, k), counted
+                count["mv"] += V.shape[1]
+                count["pc"] += V.shape[1] if pre is not None else 0
+                return block(V)
 
         r = residual(x) if prob.x0_given else b.copy()
         hist = [ops.norm(r)]
