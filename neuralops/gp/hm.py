@@ -35,6 +35,8 @@ from neuralops.gp.kernels import (
     make_kernel,
 )
 from neuralops.gp.kron import (
+    SPDFactor,
+    cholesky_factor,
     contract_points,
     dense,
     kron_logdet,
@@ -183,16 +185,17 @@ class _GridGP:
         return k.toeplitz(self.h[j], a.numel(), n) if toeplitz else k.matrix(a, a, n)
 
     def factorise(self, jitter: float, toeplitz: bool):
-        """Cholesky factors of ``C_j = K_j + jitter I``; None when one fails."""
+        """``C_j = K_j + jitter I`` with their Cholesky factors (:class:`SPDFactor`, closed-form
+        gradients); None when one fails."""
         chols = []
         for j, a in enumerate(self.axes):
-            K = self.kmat(j, 0, toeplitz)
-            L, info = torch.linalg.cholesky_ex(
-                K + jitter * torch.eye(a.numel(), dtype=F64, device=K.device)
+            C = self.kmat(j, 0, toeplitz) + jitter * torch.eye(
+                a.numel(), dtype=F64, device=a.device
             )
+            L, info = torch.linalg.cholesky_ex(C.detach())
             if int(info) != 0 or not bool(torch.isfinite(L).all()):
                 return None
-            chols.append(L)
+            chols.append(SPDFactor(C, L))
         return chols
 
     def jet(self, chols, jet: Sequence[tuple[int, ...]], toeplitz: bool) -> list[torch.Tensor]:
@@ -216,7 +219,7 @@ class HMPredictor:
     ):
         self.gps = list(gps)
         self.jitter = float(jitter)
-        self.chols = [list(c) for c in chols]
+        self.chols = [[cholesky_factor(L) for L in c] for c in chols]
         self.dim = len(self.gps[0].axes)
 
     def _factor(self, gp: _GridGP, L, j: int, x: torch.Tensor, n: int) -> torch.Tensor:
@@ -433,8 +436,11 @@ def fit_hm(spec: PDESpec, config: GPHMConfig | None = None) -> GPSolution:
             gps
         )
         stopped = "ill_conditioned"
+    polish_info = None
     if config.polish and stopped != "ill_conditioned":
-        _polish(prob, gps[0], chols_all[0], log_tau.detach())
+        before = _error_now(gps, chols_all, exact_grid, prob)
+        polish_info = _polish(prob, gps[0], chols_all[0], log_tau.detach())
+        polish_info["error_before"] = before
         stopped = "tol"
     with torch.no_grad():
         terms = _terms(prob, gps, chols_all, prior_gp, log_tau, fixed_jet)
@@ -456,6 +462,8 @@ def fit_hm(spec: PDESpec, config: GPHMConfig | None = None) -> GPSolution:
         "warnings": list(prob.warnings),
         "test_grid": int(config.eval_grid),
     }
+    if polish_info is not None:
+        info["polish"] = polish_info
     converged = stopped in ("max_steps", "tol") and relres <= max(config.residual_tol, config.tol)
     return GPSolution(
         method="hm",
@@ -520,6 +528,17 @@ def _eye_chols(gps):
 
 
 @torch.no_grad()
+def _error_now(gps, chols_all, exact_grid, prob) -> float | None:
+    """Relative L2 error on the test grid (None without an exact solution)."""
+    if exact_grid is None:
+        return None
+    axes, ref = exact_grid
+    pred = HMPredictor(gps, chols_all, prob.jitter).on_grid(axes)
+    err = float(torch.linalg.norm(pred - ref) / torch.linalg.norm(ref))
+    return err if math.isfinite(err) else float("inf")
+
+
+@torch.no_grad()
 def _record(history, step, terms, log_tau, gps, chols_all, exact_grid, prob) -> None:
     history["step"].append(int(step))
     for name in ("loss", "prior", "boundary", "equation"):
@@ -527,10 +546,7 @@ def _record(history, step, terms, log_tau, gps, chols_all, exact_grid, prob) -> 
     history["tau1"].append(float(log_tau[0].exp()))
     history["tau2"].append(float(log_tau[1].exp()))
     if exact_grid is not None:
-        axes, ref = exact_grid
-        pred = HMPredictor(gps, chols_all, prob.jitter).on_grid(axes)
-        err = float(torch.linalg.norm(pred - ref) / torch.linalg.norm(ref))
-        history["error"].append(err if math.isfinite(err) else float("inf"))
+        history["error"].append(_error_now(gps, chols_all, exact_grid, prob))
 
 
 def _exact_on_test_grid(spec: PDESpec, config: GPHMConfig, device):
@@ -566,10 +582,6 @@ def _add_extra_gp(prob: _Problem, gps, chols_all, device):
 
 def _check_polish(spec: PDESpec, prob: _Problem) -> None:
     m = prob.X.shape[0]
-    if not spec.is_linear:
-        raise ValueError(
-            f"polish: {spec.name!r} is nonlinear; the polish solve needs a linear operator"
-        )
     if m > POLISH_MAX_POINTS:
         raise ValueError(
             f"polish: the grid has {m} points, more than {POLISH_MAX_POINTS} (dense solve); use a "
@@ -577,37 +589,71 @@ def _check_polish(spec: PDESpec, prob: _Problem) -> None:
         )
 
 
+def _objective(prob: _Problem, Cinv, D, u, tau1, tau2):
+    """-L in ``u`` with kernel and tau frozen (constants dropped), and the PDE residual."""
+    jet = torch.stack([Dk @ u for Dk in D], dim=1)
+    r = prob.spec.operator(jet, prob.X) - prob.f
+    r = r if prob.res_mask is None else r[prob.res_mask]
+    bmis = u[prob.face_index] - prob.g
+    lam = prob.config.boundary_weight * tau1
+    value = 0.5 * (u @ (Cinv @ u)) + 0.5 * lam * (bmis @ bmis) + 0.5 * tau2 * (r @ r)
+    return float(value), r, jet
+
+
 @torch.no_grad()
-def _polish(prob: _Problem, gp: _GridGP, chols, log_tau) -> None:
-    """Minimise the objective exactly in U for a linear operator with kernel and tau frozen."""
+def _polish(prob: _Problem, gp: _GridGP, chols, log_tau, max_iter: int = 20) -> dict:
+    """Minimise -L exactly in U with kernel and tau frozen: one SPD solve for a linear operator,
+    Gauss-Newton (linearise P around U, solve, keep only steps that lower -L) for a nonlinear one:
+    ``(C^-1 + lam tau1 B^T B + tau2 J^T J) u = lam tau1 B^T g + tau2 J^T (J u_k - r_k)``."""
     spec, cfg = prob.spec, prob.config
     tau1, tau2 = float(log_tau[0].exp()), float(log_tau[1].exp())
+    chols = [cholesky_factor(L) for L in chols]
     m = prob.X.shape[0]
     eye = [torch.eye(a.numel(), dtype=F64, device=a.device) for a in gp.axes]
     Cinv = dense([torch.cholesky_inverse(L) for L in chols])
-    coef, c0 = spec.linear_parts(prob.X)
-    D = torch.zeros(m, m, dtype=F64, device=prob.X.device)
-    for k, alpha in enumerate(spec.jet):
-        mats = [
-            eye[j] if n == 0 else torch.cholesky_solve(gp.kmat(j, n, cfg.toeplitz).T, chols[j]).T
-            for j, n in enumerate(alpha)
-        ]
-        D += coef[:, k, None] * dense(mats)
+    D = [
+        dense(
+            [
+                eye[j]
+                if n == 0
+                else torch.cholesky_solve(gp.kmat(j, n, cfg.toeplitz).T, chols[j]).T
+                for j, n in enumerate(alpha)
+            ]
+        )
+        for alpha in spec.jet
+    ]
     rows = slice(None) if prob.res_mask is None else prob.res_mask
-    D, rhs_f = D[rows], (prob.f - c0)[rows]
     B = torch.zeros(prob.face_index.numel(), m, dtype=F64, device=prob.X.device)
     B[torch.arange(B.shape[0]), prob.face_index] = 1.0
     lam = cfg.boundary_weight * tau1
-    A = Cinv + lam * B.T @ B + tau2 * D.T @ D
-    b = lam * B.T @ prob.g + tau2 * D.T @ rhs_f
-    A = 0.5 * (A + A.T)
-    L, info = torch.linalg.cholesky_ex(A)
-    u = (
-        torch.cholesky_solve(b[:, None], L)[:, 0]
-        if int(info) == 0
-        else torch.linalg.lstsq(A, b).solution
-    )
+    base = Cinv + lam * B.T @ B
+    u = gp.U.detach().reshape(-1).clone()
+    value, r, jet = _objective(prob, Cinv, D, u, tau1, tau2)
+    start, iters = value, 0
+    while iters < max_iter:
+        iters += 1
+        with torch.enable_grad():  # pointwise partials dP/d jet_k, one autograd pass
+            jv = jet.clone().requires_grad_(True)
+            (coef,) = torch.autograd.grad(spec.operator(jv, prob.X).sum(), jv)
+        J = sum(coef[:, k, None] * Dk for k, Dk in enumerate(D))[rows]
+        A = base + tau2 * J.T @ J
+        b = lam * B.T @ prob.g + tau2 * J.T @ (J @ u - r)
+        A = 0.5 * (A + A.T)
+        L, info = torch.linalg.cholesky_ex(A)
+        new = (
+            torch.cholesky_solve(b[:, None], L)[:, 0]
+            if int(info) == 0
+            else torch.linalg.lstsq(A, b).solution
+        )
+        new_value, new_r, new_jet = _objective(prob, Cinv, D, new, tau1, tau2)
+        if not new_value <= value:  # GN overshoots: keep the better iterate
+            break
+        step = float(torch.linalg.norm(new - u))
+        u, value, r, jet = new, new_value, new_r, new_jet
+        if spec.is_linear or step <= 1e-12 * (1.0 + float(torch.linalg.norm(u))):
+            break
     gp.U.copy_(u.reshape(gp.U.shape))
+    return {"iterations": iters, "objective_before": start, "objective_after": value}
 
 
 # ---------------------------------------------------------------------------------- persistence
