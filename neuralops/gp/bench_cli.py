@@ -28,12 +28,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pinn-steps", type=int, default=None)
     p.add_argument("--grid", type=int, default=None, help="points per axis (default: the case's)")
     p.add_argument("--quick", action="store_true", help="1e4 steps, at most 200 points per axis")
+    p.add_argument(
+        "--polish",
+        action="store_true",
+        help="finish GP rows with the polish solve (ours; grids up to 4096 points)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     p.add_argument("--out", default=None, help="JSON results path (default: print only)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     settings = BenchSettings(
-        steps=args.steps, grid=args.grid, quick=args.quick, pinn_steps=args.pinn_steps
+        steps=args.steps,
+        grid=args.grid,
+        quick=args.quick,
+        pinn_steps=args.pinn_steps,
+        polish=args.polish,
     )
     methods = tuple(m for m in args.methods.split(",") if m)
     rows: list[dict] = []

@@ -86,13 +86,26 @@ class AbstractKernel1d(torch.nn.Module):
         return self.deriv(xa[:, None] - xb[None, :], n)
 
     def toeplitz(self, h: float, m: int, n: int = 0) -> torch.Tensor:
-        """The same matrix on ``m`` uniform nodes of spacing ``h`` from ``m`` lag evaluations."""
+        """The same matrix on ``m`` uniform nodes of spacing ``h`` from ``m`` lag evaluations.
+
+        Under autograd the lag values and the gather take closed-form backward passes
+        (:meth:`_partials`, a diagonal sum by ``bincount``) instead of one graph node per
+        elementwise operation: this is the inner loop of every GP-HM step."""
+        self._check_order(n)
         device = self.log_weight.device
         lags = torch.arange(m, dtype=F64, device=device) * h
-        vals = self.deriv(lags, n)
+        params = (self.log_weight, self.log_inv_ls, self.mu)
+        if torch.is_grad_enabled() and any(p.requires_grad for p in params):
+            vals = _LagTable.apply(self, n, lags, *params)
+        else:
+            vals = self.deriv(lags, n)
         index, sign = _toeplitz_index(m, device)
-        out = vals[index]
-        return out * sign if n % 2 else out
+        return _ToeplitzGather.apply(vals, index, sign if n % 2 else None)
+
+    def _partials(self, r: torch.Tensor, n: int) -> tuple[torch.Tensor, ...]:
+        """Components of ``k^{(n)}`` at lags ``r`` ``(m, 1)`` and their derivatives with respect to
+        ``(log_weight, log_inv_ls, mu)``: four ``(m, Q)`` tensors."""
+        raise NotImplementedError
 
     def describe(self) -> dict:
         """Component weights, frequencies and length-scales, sorted by decreasing weight."""
@@ -111,6 +124,41 @@ class AbstractKernel1d(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"Q={self.n_components}, max_order={self.max_order}"
+
+
+class _LagTable(torch.autograd.Function):
+    """``sum_q k_q^{(n)}(r)`` with parameter gradients from the kernel's closed-form partials."""
+
+    @staticmethod
+    def forward(ctx, kernel, n, r, log_weight, log_inv_ls, mu):
+        value, *partials = kernel._partials(r[:, None], n)
+        ctx.save_for_backward(*partials)
+        return value.sum(dim=-1)
+
+    @staticmethod
+    def backward(ctx, g):
+        grads = [
+            g @ p if need else None for p, need in zip(ctx.saved_tensors, ctx.needs_input_grad[3:])
+        ]
+        return (None, None, None, *grads)
+
+
+class _ToeplitzGather(torch.autograd.Function):
+    """``T[a, b] = vals[|a - b|]`` (times ``sign(a - b)`` for odd orders); the backward pass sums
+    the diagonals with one ``bincount`` instead of an accumulating scatter."""
+
+    @staticmethod
+    def forward(ctx, vals, index, sign):
+        ctx.save_for_backward(index, sign)
+        ctx.m = vals.numel()
+        out = vals[index]
+        return out * sign if sign is not None else out
+
+    @staticmethod
+    def backward(ctx, g):
+        index, sign = ctx.saved_tensors
+        w = g * sign if sign is not None else g
+        return torch.bincount(index.reshape(-1), weights=w.reshape(-1), minlength=ctx.m), None, None
 
 
 _TOEPLITZ_CACHE: dict = {}
@@ -156,6 +204,23 @@ class GaussianMixture1d(AbstractKernel1d):
         br = b * r
         return w * torch.exp(-a * r * r) * (p_re * torch.cos(br) - p_im * torch.sin(br))
 
+    def _partials(self, r, n):
+        # E_k = d^k/dr^k exp(phi), phi = -a r^2 + i b r, by E_{k+1} = phi' E_k - 2 a k E_{k-1};
+        # d/da k^{(n)} = -w Re d^n(r^2 e^phi), d/db k^{(n)} = -w Im d^n(r e^phi) (Leibniz)
+        w, a, b = self.log_weight.exp(), self.log_inv_ls.exp(), 2 * math.pi * self.mu
+        zero = torch.zeros_like(r * a)
+        E = [torch.exp(torch.complex(-a * r * r, b * r))]
+        dphi = torch.complex(-2 * a * r, b + zero)
+        for k in range(n):
+            E.append(dphi * E[k] - (2 * a * k) * E[k - 1] if k else dphi * E[0])
+        En = E[n]
+        e1 = E[n - 1] if n >= 1 else 0.0
+        e2 = E[n - 2] if n >= 2 else 0.0
+        value = w * En.real
+        d_a = -w * (r * r * En + 2 * n * r * e1 + n * (n - 1) * e2).real
+        d_b = -w * (r * En + n * e1).imag
+        return value, value, a * d_a, 2 * math.pi * d_b
+
     def lengthscale(self):
         return 1.0 / torch.sqrt(2.0 * self.log_inv_ls.exp())
 
@@ -172,15 +237,20 @@ def _matern_envelope(nu: float, alpha: torch.Tensor, r: torch.Tensor, k: int) ->
             lambda: -(a2 / 3) * (1 + alpha * s - a2 * s * s) * e,
             lambda: (a2 * a2 / 3) * r * (3 - alpha * s) * e,
             lambda: (a2 * a2 / 3) * (3 - 5 * alpha * s + a2 * s * s) * e,
+            # one order past max_order, only ever multiplied by r (it jumps at 0)
+            lambda: (
+                (a2 * a2 / 3) * torch.sign(r) * (-8 * alpha + 7 * a2 * s - alpha * a2 * s * s) * e
+            ),
         )
     elif nu == 1.5:
         forms = (
             lambda: (1 + alpha * s) * e,
             lambda: -a2 * r * e,
             lambda: -a2 * (1 - alpha * s) * e,
+            lambda: alpha * a2 * torch.sign(r) * (2 - alpha * s) * e,
         )
     else:  # nu = 1/2: exponential kernel, Cauchy spectrum
-        forms = (lambda: e,)
+        forms = (lambda: e, lambda: -alpha * torch.sign(r) * e)
     return forms[k]()
 
 
@@ -210,6 +280,24 @@ class StudentTMixture1d(AbstractKernel1d):
                 self.nu, alpha, r, k
             ) * b**m * torch.cos(b * r + m * math.pi / 2)
         return w * total
+
+    def _partials(self, r, n):
+        # gamma^{(k)}(r; alpha) = alpha^k g^{(k)}(alpha r), so alpha d/dalpha gamma^{(k)} =
+        # k gamma^{(k)} + r gamma^{(k+1)}; d/db [b^m cos(br + m pi/2)] = m b^{m-1} c_m + r b^m c_{m+1}
+        w, alpha, b = self.log_weight.exp(), self._alpha(), 2 * math.pi * self.mu
+        env = [_matern_envelope(self.nu, alpha, r, k) for k in range(n + 2)]
+        cos = [torch.cos(b * r + m * math.pi / 2) for m in range(n + 2)]
+        value = d_l = d_b = 0.0
+        for k in range(n + 1):
+            m, c = n - k, math.comb(n, k)
+            bm = b**m
+            value = value + c * env[k] * bm * cos[m]
+            d_l = d_l + c * (k * env[k] + r * env[k + 1]) * bm * cos[m]
+            d_b = d_b + c * env[k] * (
+                r * bm * cos[m + 1] + (m * b ** (m - 1) * cos[m] if m else 0.0)
+            )
+        value = w * value
+        return value, value, w * d_l, 2 * math.pi * w * d_b
 
     def lengthscale(self):
         return torch.exp(-self.log_inv_ls)

@@ -49,7 +49,7 @@ class _SPDSolve(torch.autograd.Function):
     def backward(ctx, gX):
         L, X = ctx.saved_tensors
         Y = torch.cholesky_solve(gX, L)
-        gC = -(Y @ X.mT) if ctx.needs_input_grad[0] else None
+        gC = torch.mm(Y.neg(), X.mT) if ctx.needs_input_grad[0] else None  # negate the thin side
         return gC, (Y if ctx.needs_input_grad[1] else None), None
 
 
@@ -64,7 +64,7 @@ class _SPDLogdet(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g):
         (L,) = ctx.saved_tensors
-        return g * torch.cholesky_inverse(L), None
+        return torch.cholesky_inverse(L).mul_(g), None
 
 
 class SPDFactor:
