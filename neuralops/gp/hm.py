@@ -64,8 +64,9 @@ class GPHMConfig:
     residual_points: ``"all"`` grid points (reference) or ``"interior"``.
     eval_every: steps between evaluations on an ``eval_grid``-per-axis test grid (default steps/20).
     extra_gp / change_point: after ``change_point * steps`` freeze the mixture GP and add a
-    Matern-5/2 GP with its own latent values. polish: finish with the exact quadratic solve (linear
-    PDEs, at most :data:`POLISH_MAX_POINTS` grid points). tol: stop early when the relative PDE
+    Matern-5/2 GP with its own latent values. polish: finish by minimising the objective exactly in
+    the (last) GP's latent values with kernel and tau frozen: one solve for a linear PDE,
+    Gauss-Newton for a nonlinear one; at most :data:`POLISH_MAX_POINTS` grid points. tol: stop early when the relative PDE
     residual on the grid falls below it (0 disables).
     """
 
@@ -130,8 +131,6 @@ class GPHMConfig:
             bad("residual_points", "'all' or 'interior'")
         if not 0 < self.change_point < 1:
             bad("change_point", "a fraction in (0, 1)")
-        if self.extra_gp and self.polish:
-            bad("polish", "False when extra_gp is set (the polish solves a single GP)")
         if self.nu not in (0.5, 1.5, 2.5):
             bad("nu", "0.5, 1.5 or 2.5")
         tau = tuple(float(t) for t in self.tau_init)
@@ -438,7 +437,7 @@ def fit_hm(spec: PDESpec, config: GPHMConfig | None = None) -> GPSolution:
     polish_info = None
     if config.polish and stopped != "ill_conditioned":
         before = _error_now(gps, chols_all, exact_grid, prob)
-        polish_info = _polish(prob, gps[0], chols_all[0], log_tau.detach())
+        polish_info = _polish(prob, gps[-1], chols_all[-1], log_tau.detach(), fixed_jet)
         polish_info["error_before"] = before
         stopped = "tol"
     with torch.no_grad():
@@ -568,9 +567,10 @@ def _add_extra_gp(prob: _Problem, gps, chols_all, device):
     """Freeze the mixture GP (its jet becomes a constant) and add a Matern-5/2 GP with U = 0."""
     base = gps[0]
     with torch.no_grad():
+        # refactorise: the last Adam step moved the kernel after chols_all[0] was computed
+        chols0 = base.factorise(prob.jitter, prob.config.toeplitz) or chols_all[0]
         fixed = [
-            c.reshape(-1).detach()
-            for c in base.jet(chols_all[0], prob.spec.jet, prob.config.toeplitz)
+            c.reshape(-1).detach() for c in base.jet(chols0, prob.spec.jet, prob.config.toeplitz)
         ]
     base.U.requires_grad_(False)
     for k in base.kernels:
@@ -583,7 +583,7 @@ def _add_extra_gp(prob: _Problem, gps, chols_all, device):
     return (
         [base, _GridGP(kernels, prob.axes, V)],
         (fixed, base.U.reshape(-1).detach()),
-        [chols_all[0], None],
+        [chols0, None],
     )
 
 
@@ -596,22 +596,30 @@ def _check_polish(spec: PDESpec, prob: _Problem) -> None:
         )
 
 
-def _objective(prob: _Problem, Cinv, D, u, tau1, tau2):
-    """-L in ``u`` with kernel and tau frozen (constants dropped), and the PDE residual."""
+def _objective(prob: _Problem, Cinv, D, u, tau1, tau2, fixed_jet=None):
+    """-L in ``u`` with kernel and tau frozen (constants dropped), and the PDE residual.
+    ``fixed_jet``: the frozen GP's jet columns and grid values, added (extra-GP stage)."""
     jet = torch.stack([Dk @ u for Dk in D], dim=1)
+    total = u
+    if fixed_jet is not None:
+        jet = jet + torch.stack(fixed_jet[0], dim=1)
+        total = u + fixed_jet[1]
     r = prob.spec.operator(jet, prob.X) - prob.f
     r = r if prob.res_mask is None else r[prob.res_mask]
-    bmis = u[prob.face_index] - prob.g
+    bmis = total[prob.face_index] - prob.g
     lam = prob.config.boundary_weight * tau1
     value = 0.5 * (u @ (Cinv @ u)) + 0.5 * lam * (bmis @ bmis) + 0.5 * tau2 * (r @ r)
     return float(value), r, jet
 
 
 @torch.no_grad()
-def _polish(prob: _Problem, gp: _GridGP, chols, log_tau, max_iter: int = 20) -> dict:
+def _polish(
+    prob: _Problem, gp: _GridGP, chols, log_tau, fixed_jet=None, max_iter: int = 20
+) -> dict:
     """Minimise -L exactly in U with kernel and tau frozen: one SPD solve for a linear operator,
     Gauss-Newton (linearise P around U, solve, keep only steps that lower -L) for a nonlinear one:
-    ``(C^-1 + lam tau1 B^T B + tau2 J^T J) u = lam tau1 B^T g + tau2 J^T (J u_k - r_k)``."""
+    ``(C^-1 + lam tau1 B^T B + tau2 J^T J) u = lam tau1 B^T (g - u0_B) + tau2 J^T (J u_k - r_k)``,
+    where ``u0`` is the frozen GP of the extra-GP stage (``fixed_jet``; zero otherwise)."""
     spec, cfg = prob.spec, prob.config
     tau1, tau2 = float(log_tau[0].exp()), float(log_tau[1].exp())
     chols = [cholesky_factor(L) for L in chols]
@@ -635,7 +643,8 @@ def _polish(prob: _Problem, gp: _GridGP, chols, log_tau, max_iter: int = 20) -> 
     lam = cfg.boundary_weight * tau1
     base = Cinv + lam * B.T @ B
     u = gp.U.detach().reshape(-1).clone()
-    value, r, jet = _objective(prob, Cinv, D, u, tau1, tau2)
+    g_eff = prob.g if fixed_jet is None else prob.g - fixed_jet[1][prob.face_index]
+    value, r, jet = _objective(prob, Cinv, D, u, tau1, tau2, fixed_jet)
     start, iters = value, 0
     while iters < max_iter:
         iters += 1
@@ -644,7 +653,7 @@ def _polish(prob: _Problem, gp: _GridGP, chols, log_tau, max_iter: int = 20) -> 
             (coef,) = torch.autograd.grad(spec.operator(jv, prob.X).sum(), jv)
         J = sum(coef[:, k, None] * Dk for k, Dk in enumerate(D))[rows]
         A = base + tau2 * J.T @ J
-        b = lam * B.T @ prob.g + tau2 * J.T @ (J @ u - r)
+        b = lam * B.T @ g_eff + tau2 * J.T @ (J @ u - r)
         A = 0.5 * (A + A.T)
         L, info = torch.linalg.cholesky_ex(A)
         new = (
@@ -652,7 +661,7 @@ def _polish(prob: _Problem, gp: _GridGP, chols, log_tau, max_iter: int = 20) -> 
             if int(info) == 0
             else torch.linalg.lstsq(A, b).solution
         )
-        new_value, new_r, new_jet = _objective(prob, Cinv, D, new, tau1, tau2)
+        new_value, new_r, new_jet = _objective(prob, Cinv, D, new, tau1, tau2, fixed_jet)
         if not new_value <= value:  # GN overshoots: keep the better iterate
             break
         step = float(torch.linalg.norm(new - u))
