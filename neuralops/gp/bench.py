@@ -79,7 +79,11 @@ def _gp_row(spec, case, kernel: str, steps: int, grid: int, polish: bool = False
     out = {}
     if polish:
         pol = sol.info["polish"]
-        out = {"polished_error": sol.info["final_error"], "polish_iterations": pol["iterations"]}
+        out = {
+            "polished_error": sol.info["final_error"],
+            "polish_iterations": pol["iterations"],
+            "polished_curve": list(zip(sol.history["step"], sol.history.get("polished_error", []))),
+        }
     return {
         **out,
         "final_error": pol["error_before"] if polish else sol.info["final_error"],

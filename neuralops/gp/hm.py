@@ -365,6 +365,8 @@ def fit_hm(spec: PDESpec, config: GPHMConfig | None = None) -> GPSolution:
     history = {k: [] for k in ("step", "loss", "prior", "boundary", "equation", "tau1", "tau2")}
     if exact_grid is not None:
         history["error"] = []
+        if config.polish:  # diagnostic: what the polish would give at each checkpoint
+            history["polished_error"] = []
     steps = int(config.steps)
     eval_every = config.eval_every or max(1, steps // 20)
     switch = int(config.change_point * steps) if config.extra_gp else None
@@ -420,6 +422,10 @@ def fit_hm(spec: PDESpec, config: GPHMConfig | None = None) -> GPSolution:
             continue
         if step % eval_every == 0:
             _record(history, step, terms, log_tau, gps, chols_all, exact_grid, prob)
+            if config.polish and exact_grid is not None:
+                history["polished_error"].append(
+                    _polished_error(prob, gps, chols_all, log_tau, fixed_jet, exact_grid)
+                )
             if config.tol > 0 and _relres(terms, prob) <= config.tol:
                 stopped = "tol"
                 break
@@ -542,6 +548,16 @@ def _error_now(gps, chols_all, exact_grid, prob) -> float | None:
     pred = HMPredictor(gps, chols_all, prob.jitter).on_grid(axes)
     err = float(torch.linalg.norm(pred - ref) / torch.linalg.norm(ref))
     return err if math.isfinite(err) else float("inf")
+
+
+@torch.no_grad()
+def _polished_error(prob, gps, chols_all, log_tau, fixed_jet, exact_grid) -> float:
+    """The test error the polish would give from the current state (on a copy; diagnostic)."""
+    last = gps[-1]
+    copy = _GridGP(last.kernels, last.axes, last.U.detach().clone())
+    chols = [cholesky_factor(L) for L in chols_all[-1]]
+    _polish(prob, copy, chols, log_tau.detach(), fixed_jet)
+    return _error_now(gps[:-1] + [copy], chols_all[:-1] + [chols], exact_grid, prob)
 
 
 @torch.no_grad()
