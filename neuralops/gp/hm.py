@@ -24,25 +24,21 @@ from dataclasses import dataclass, field
 
 import torch
 
+from neuralops.gp._hm_field import HMPredictor, _eye_chols, _GridGP, _predictor_from
+from neuralops.gp._hm_polish import POLISH_MAX_POINTS, check_polish, polish
 from neuralops.gp._linalg import GPConditioningWarning, check_finite
 from neuralops.gp.kernels import (
     KERNELS,
     AbstractKernel1d,
     GaussianMixture1d,
     Matern1d,
-    SE1d,
     StudentTMixture1d,
     make_kernel,
 )
 from neuralops.gp.kron import (
-    SPDFactor,
     cholesky_factor,
-    contract_points,
-    dense,
     kron_logdet,
     kron_quadform,
-    mode_cholesky_solve,
-    mode_product,
 )
 from neuralops.gp.solution import GPSolution
 from neuralops.pde.spec import PDESpec, tensor_points
@@ -50,8 +46,6 @@ from neuralops.pde.spec import PDESpec, tensor_points
 __all__ = ["GPHMConfig", "HMPredictor", "fit_hm", "restore", "POLISH_MAX_POINTS"]
 
 F64 = torch.float64
-#: the dense polish solve is allowed up to this many grid points
-POLISH_MAX_POINTS = 4096
 
 
 @dataclass(frozen=True)
@@ -169,98 +163,6 @@ class GPHMConfig:
         ]
 
 
-# ------------------------------------------------------------------------------------ the GP field
-class _GridGP:
-    """One GP on the grid: per-axis kernels, latent values, and their factorisations."""
-
-    def __init__(self, kernels: Sequence[AbstractKernel1d], axes: Sequence[torch.Tensor], U):
-        self.kernels = list(kernels)
-        self.axes = list(axes)
-        self.U = U
-        self.h = [float(a[1] - a[0]) for a in axes]
-
-    def kmat(self, j: int, n: int, toeplitz: bool) -> torch.Tensor:
-        k, a = self.kernels[j], self.axes[j]
-        return k.toeplitz(self.h[j], a.numel(), n) if toeplitz else k.matrix(a, a, n)
-
-    def factorise(self, jitter: float, toeplitz: bool):
-        """``C_j = K_j + jitter I`` with their Cholesky factors (:class:`SPDFactor`, closed-form
-        gradients); None when one fails."""
-        chols = []
-        for j in range(len(self.axes)):
-            C = self.kmat(j, 0, toeplitz).clone()
-            C.diagonal().add_(jitter)
-            L, info = torch.linalg.cholesky_ex(C.detach())
-            if int(info) != 0 or not bool(torch.isfinite(L).all()):
-                return None
-            chols.append(SPDFactor(C, L))
-        return chols
-
-    def jet(self, chols, jet: Sequence[tuple[int, ...]], toeplitz: bool) -> list[torch.Tensor]:
-        """Grid values of ``D^alpha u`` for each multi-index (order 0 along an axis = identity)."""
-        out = []
-        for alpha in jet:
-            V = self.U
-            for j, n in enumerate(alpha):
-                if n == 0:
-                    continue
-                V = mode_product(mode_cholesky_solve(V, chols[j], j), self.kmat(j, n, toeplitz), j)
-            out.append(V)
-        return out
-
-
-class HMPredictor:
-    """``u(x) = sum_GPs k(x, grid) C^{-1} vec U``; ``__call__(points (N, d), alpha) -> (N,)``."""
-
-    def __init__(
-        self, gps: Sequence[_GridGP], chols: Sequence[Sequence[torch.Tensor]], jitter: float
-    ):
-        self.gps = list(gps)
-        self.jitter = float(jitter)
-        self.chols = [[cholesky_factor(L) for L in c] for c in chols]
-        self.dim = len(self.gps[0].axes)
-
-    def _factor(self, gp: _GridGP, L, j: int, x: torch.Tensor, n: int) -> torch.Tensor:
-        Kx = gp.kernels[j].matrix(x, gp.axes[j], n)  # (N, M_j)
-        return torch.cholesky_solve(Kx.T, L).T
-
-    def __call__(self, points: torch.Tensor, derivative: tuple[int, ...]) -> torch.Tensor:
-        points = points.to(self.gps[0].U.device)
-        total = 0.0
-        for gp, chols in zip(self.gps, self.chols):
-            factors = [
-                self._factor(gp, chols[j], j, points[:, j], derivative[j]) for j in range(self.dim)
-            ]
-            total = total + contract_points(factors, gp.U.detach())
-        return total
-
-    def on_grid(self, axes: Sequence[torch.Tensor], derivative: tuple[int, ...] | None = None):
-        """Values on the tensor grid spanned by ``axes`` (``(len(a_1), ..., len(a_d))``)."""
-        derivative = derivative or (0,) * self.dim
-        total = 0.0
-        for gp, chols in zip(self.gps, self.chols):
-            V = gp.U.detach()
-            for j in range(self.dim):
-                V = mode_product(V, self._factor(gp, chols[j], j, axes[j], derivative[j]), j)
-            total = total + V
-        return total
-
-    def state(self) -> dict[str, torch.Tensor]:
-        out = {"jitter": torch.tensor([self.jitter], dtype=F64)}
-        for g, gp in enumerate(self.gps):
-            out[f"gp{g}.U"] = gp.U.detach()
-            for j, (k, a) in enumerate(zip(gp.kernels, gp.axes)):
-                out[f"gp{g}.axis{j}"] = a
-                for name, p in k.named_parameters():
-                    out[f"gp{g}.k{j}.{name}"] = p.detach()
-            out[f"gp{g}.kinds"] = torch.tensor([_KIND[type(k)] for k in gp.kernels])
-            out[f"gp{g}.nu"] = torch.tensor([getattr(k, "nu", 0.0) for k in gp.kernels], dtype=F64)
-        return out
-
-
-_KIND = {GaussianMixture1d: 0, StudentTMixture1d: 1, SE1d: 0, Matern1d: 1}
-
-
 # ------------------------------------------------------------------------------------- the fit
 @dataclass
 class _Terms:
@@ -352,7 +254,7 @@ def fit_hm(spec: PDESpec, config: GPHMConfig | None = None) -> GPSolution:
     kernels = [k.to(device) for k in config.kernels(d)]
     _check_orders(spec, kernels)
     if config.polish:
-        _check_polish(spec, prob)
+        check_polish(prob)
     for k in kernels:
         for name, p in k.named_parameters():
             p.requires_grad_(config.learn_kernel and (name != "mu" or k.mu.requires_grad))
@@ -443,7 +345,7 @@ def fit_hm(spec: PDESpec, config: GPHMConfig | None = None) -> GPSolution:
     polish_info = None
     if config.polish and stopped != "ill_conditioned":
         before = _error_now(gps, chols_all, exact_grid, prob)
-        polish_info = _polish(prob, gps[-1], chols_all[-1], log_tau.detach(), fixed_jet)
+        polish_info = polish(prob, gps[-1], chols_all[-1], log_tau.detach(), fixed_jet)
         polish_info["error_before"] = before
         stopped = "tol"
     with torch.no_grad():
@@ -535,10 +437,6 @@ def _restore(last, gps, log_tau) -> None:
             t.copy_(saved)
 
 
-def _eye_chols(gps):
-    return [torch.eye(a.numel(), dtype=F64, device=a.device) for a in gps[0].axes]
-
-
 @torch.no_grad()
 def _error_now(gps, chols_all, exact_grid, prob) -> float | None:
     """Relative L2 error on the test grid (None without an exact solution)."""
@@ -554,10 +452,10 @@ def _error_now(gps, chols_all, exact_grid, prob) -> float | None:
 def _polished_error(prob, gps, chols_all, log_tau, fixed_jet, exact_grid) -> float:
     """The test error the polish would give from the current state (on a copy; diagnostic)."""
     last = gps[-1]
-    copy = _GridGP(last.kernels, last.axes, last.U.detach().clone())
+    trial = _GridGP(last.kernels, last.axes, last.U.detach().clone())
     chols = [cholesky_factor(L) for L in chols_all[-1]]
-    _polish(prob, copy, chols, log_tau.detach(), fixed_jet)
-    return _error_now(gps[:-1] + [copy], chols_all[:-1] + [chols], exact_grid, prob)
+    polish(prob, trial, chols, log_tau.detach(), fixed_jet)
+    return _error_now(gps[:-1] + [trial], chols_all[:-1] + [chols], exact_grid, prob)
 
 
 @torch.no_grad()
@@ -603,91 +501,6 @@ def _add_extra_gp(prob: _Problem, gps, chols_all, device):
     )
 
 
-def _check_polish(spec: PDESpec, prob: _Problem) -> None:
-    m = prob.X.shape[0]
-    if m > POLISH_MAX_POINTS:
-        raise ValueError(
-            f"polish: the grid has {m} points, more than {POLISH_MAX_POINTS} (dense solve); use a "
-            "coarser grid or polish=False"
-        )
-
-
-def _objective(prob: _Problem, Cinv, D, u, tau1, tau2, fixed_jet=None):
-    """-L in ``u`` with kernel and tau frozen (constants dropped), and the PDE residual.
-    ``fixed_jet``: the frozen GP's jet columns and grid values, added (extra-GP stage)."""
-    jet = torch.stack([Dk @ u for Dk in D], dim=1)
-    total = u
-    if fixed_jet is not None:
-        jet = jet + torch.stack(fixed_jet[0], dim=1)
-        total = u + fixed_jet[1]
-    r = prob.spec.operator(jet, prob.X) - prob.f
-    r = r if prob.res_mask is None else r[prob.res_mask]
-    bmis = total[prob.face_index] - prob.g
-    lam = prob.config.boundary_weight * tau1
-    value = 0.5 * (u @ (Cinv @ u)) + 0.5 * lam * (bmis @ bmis) + 0.5 * tau2 * (r @ r)
-    return float(value), r, jet
-
-
-@torch.no_grad()
-def _polish(
-    prob: _Problem, gp: _GridGP, chols, log_tau, fixed_jet=None, max_iter: int = 20
-) -> dict:
-    """Minimise -L exactly in U with kernel and tau frozen: one SPD solve for a linear operator,
-    Gauss-Newton (linearise P around U, solve, keep only steps that lower -L) for a nonlinear one:
-    ``(C^-1 + lam tau1 B^T B + tau2 J^T J) u = lam tau1 B^T (g - u0_B) + tau2 J^T (J u_k - r_k)``,
-    where ``u0`` is the frozen GP of the extra-GP stage (``fixed_jet``; zero otherwise)."""
-    spec, cfg = prob.spec, prob.config
-    tau1, tau2 = float(log_tau[0].exp()), float(log_tau[1].exp())
-    chols = [cholesky_factor(L) for L in chols]
-    m = prob.X.shape[0]
-    eye = [torch.eye(a.numel(), dtype=F64, device=a.device) for a in gp.axes]
-    Cinv = dense([torch.cholesky_inverse(L) for L in chols])
-    D = [
-        dense(
-            [
-                eye[j]
-                if n == 0
-                else torch.cholesky_solve(gp.kmat(j, n, cfg.toeplitz).T, chols[j]).T
-                for j, n in enumerate(alpha)
-            ]
-        )
-        for alpha in spec.jet
-    ]
-    rows = slice(None) if prob.res_mask is None else prob.res_mask
-    B = torch.zeros(prob.face_index.numel(), m, dtype=F64, device=prob.X.device)
-    B[torch.arange(B.shape[0]), prob.face_index] = 1.0
-    lam = cfg.boundary_weight * tau1
-    base = Cinv + lam * B.T @ B
-    u = gp.U.detach().reshape(-1).clone()
-    g_eff = prob.g if fixed_jet is None else prob.g - fixed_jet[1][prob.face_index]
-    value, r, jet = _objective(prob, Cinv, D, u, tau1, tau2, fixed_jet)
-    start, iters = value, 0
-    while iters < max_iter:
-        iters += 1
-        with torch.enable_grad():  # pointwise partials dP/d jet_k, one autograd pass
-            jv = jet.clone().requires_grad_(True)
-            (coef,) = torch.autograd.grad(spec.operator(jv, prob.X).sum(), jv)
-        J = sum(coef[:, k, None] * Dk for k, Dk in enumerate(D))[rows]
-        A = base + tau2 * J.T @ J
-        b = lam * B.T @ g_eff + tau2 * J.T @ (J @ u - r)
-        A = 0.5 * (A + A.T)
-        L, info = torch.linalg.cholesky_ex(A)
-        new = (
-            torch.cholesky_solve(b[:, None], L)[:, 0]
-            if int(info) == 0
-            else torch.linalg.lstsq(A, b).solution
-        )
-        new_value, new_r, new_jet = _objective(prob, Cinv, D, new, tau1, tau2, fixed_jet)
-        if not new_value <= value:  # GN overshoots: keep the better iterate
-            break
-        step = float(torch.linalg.norm(new - u))
-        u, value, r, jet = new, new_value, new_r, new_jet
-        if spec.is_linear or step <= 1e-12 * (1.0 + float(torch.linalg.norm(u))):
-            break
-    gp.U.copy_(u.reshape(gp.U.shape))
-    return {"iterations": iters, "objective_before": start, "objective_after": value}
-
-
 # ---------------------------------------------------------------------------------- persistence
 def restore(config_dict: dict, state: dict[str, torch.Tensor]):
     """Rebuild ``(GPHMConfig, HMPredictor)`` from ``GPSolution.save`` output."""
@@ -722,16 +535,3 @@ def restore(config_dict: dict, state: dict[str, torch.Tensor]):
         gps.append(gp)
         g += 1
     return config, _predictor_from(gps, jitter, config.toeplitz)
-
-
-def _predictor_from(gps, jitter: float, toeplitz: bool) -> HMPredictor:
-    chols_all = []
-    for gp in gps:
-        eps = jitter
-        for _ in range(6):
-            chols = gp.factorise(eps, toeplitz)
-            if chols is not None:
-                break
-            eps *= 10
-        chols_all.append(chols or _eye_chols([gp]))
-    return HMPredictor(gps, chols_all, jitter)
