@@ -82,6 +82,11 @@ def _gp_row(spec, case, kernel: str, steps: int, grid: int, polish: bool = False
         out = {
             "polished_error": sol.info["final_error"],
             "polish_iterations": pol["iterations"],
+            "polish_accepted": pol["accepted"],
+            "polish_midpoint_residual": [
+                pol["midpoint_residual_before"],
+                pol["midpoint_residual_after"],
+            ],
             "polished_curve": list(zip(sol.history["step"], sol.history.get("polished_error", []))),
         }
     return {

@@ -292,3 +292,18 @@ def test_overflowing_operator_stops_with_non_finite():
         sol = fit_hm(spec, GPHMConfig(kernel="gm", n_components=2, grid=10, steps=5))
     assert sol.info["stopped"] == "non_finite" and not sol.converged
     assert torch.isfinite(sol.predict(torch.rand(3, 1, dtype=F64))).all()
+
+
+def test_polish_is_kept_only_when_the_midpoint_residual_confirms_it():
+    """A kernel far shorter than the grid spacing fits the nodes and nothing between them: the
+    residual at the cell midpoints rises, so the polish is rejected and the Adam state kept."""
+    spec = poisson(UNIT, exact=_smooth)
+    opts = dict(grid=32, steps=0, polish=True, tau_init=(1e6, 1e6))
+    good = fit_hm(spec, GPHMConfig(kernel=Matern1d(math.sqrt(5) / 5), **opts))
+    bad = fit_hm(spec, GPHMConfig(kernel=Matern1d(0.01), **opts))
+    g, b = good.info["polish"], bad.info["polish"]
+    assert g["accepted"] and g["midpoint_residual_after"] < 0.2 * g["midpoint_residual_before"]
+    assert good.info["final_error"] < 0.2 * g["error_before"]
+    assert not b["accepted"] and b["midpoint_residual_after"] > b["midpoint_residual_before"]
+    assert bad.info["final_error"] == b["error_before"]
+    assert torch.count_nonzero(bad.predictor.gps[0].U) == 0  # the Adam state (no steps: U = 0)
