@@ -89,6 +89,11 @@ def _gp_row(spec, case, kernel: str, steps: int, grid: int, polish: bool = False
             ],
             "polished_curve": list(zip(sol.history["step"], sol.history.get("polished_error", []))),
         }
+    errs, res = sol.history.get("error", []), sol.history["midpoint_residual"]
+    adam = range(len(errs) - (1 if polish else 0))
+    pick = [i for i in adam if res[i] is not None]
+    if pick:  # the checkpoint a residual-based selection (keep="best_residual") would return
+        out["residual_selected_error"] = errs[min(pick, key=lambda i: res[i])]
     return {
         **out,
         "final_error": pol["error_before"] if polish else sol.info["final_error"],
@@ -183,6 +188,11 @@ def _line(r: dict) -> str:
         f"{r['case']:<11} {r['method']:<10} final {_fmt(r.get('final_error')):>9}  "
         f"oracle-min {_fmt(r.get('oracle_min_error')):>9}  ref {_fmt(r.get('reference_oracle_min')):>8}  "
         + (f"polished {_fmt(r['polished_error']):>9}  " if "polished_error" in r else "")
+        + (
+            f"residual-selected {_fmt(r['residual_selected_error']):>9}  "
+            if "residual_selected_error" in r
+            else ""
+        )
         + f"{r['seconds']:8.1f} s  steps {r.get('steps', '-')}"
     )
 

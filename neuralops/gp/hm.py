@@ -61,7 +61,10 @@ class GPHMConfig:
     Matern-5/2 GP with its own latent values. polish: finish by minimising the objective exactly in
     the (last) GP's latent values with kernel and tau frozen: one solve for a linear PDE,
     Gauss-Newton for a nonlinear one; at most :data:`POLISH_MAX_POINTS` grid points. tol: stop early when the relative PDE
-    residual on the grid falls below it (0 disables).
+    residual on the grid falls below it (0 disables). keep: ``"last"`` returns Adam's last iterate;
+    ``"best_residual"`` the checkpoint (or last iterate) with the smallest PDE residual at the cell
+    midpoints plus boundary misfit, a selection that needs no exact solution (Adam's error is
+    non-monotone). history["midpoint_residual"] records that residual at every checkpoint.
     """
 
     kernel: object = "stm"
@@ -84,6 +87,7 @@ class GPHMConfig:
     extra_gp: bool = False
     change_point: float = 0.5
     polish: bool = False
+    keep: str = "last"
     tol: float = 0.0
     residual_tol: float = 1e-3
     toeplitz: bool = True
@@ -125,6 +129,8 @@ class GPHMConfig:
             bad("residual_points", "'all' or 'interior'")
         if not 0 < self.change_point < 1:
             bad("change_point", "a fraction in (0, 1)")
+        if self.keep not in ("last", "best_residual"):
+            bad("keep", "'last' (Adam's last iterate) or 'best_residual'")
         if self.nu not in (0.5, 1.5, 2.5):
             bad("nu", "0.5, 1.5 or 2.5")
         tau = tuple(float(t) for t in self.tau_init)
@@ -264,7 +270,8 @@ def fit_hm(spec: PDESpec, config: GPHMConfig | None = None) -> GPSolution:
     log_tau.requires_grad_(config.learn_tau)
 
     exact_grid = _exact_on_test_grid(spec, config, device)
-    history = {k: [] for k in ("step", "loss", "prior", "boundary", "equation", "tau1", "tau2")}
+    keys = ("step", "loss", "prior", "boundary", "equation", "tau1", "tau2", "midpoint_residual")
+    history = {k: [] for k in keys}
     if exact_grid is not None:
         history["error"] = []
         if config.polish:  # diagnostic: what the polish would give at each checkpoint
@@ -279,11 +286,13 @@ def fit_hm(spec: PDESpec, config: GPHMConfig | None = None) -> GPSolution:
 
     opt = torch.optim.Adam(params(), lr=config.lr)
     stopped, lr_halved, last = "max_steps", False, None
+    best = (float("inf"), None, -1)  # (midpoint residual, snapshot, step) within the current stage
     prior_gp, fixed_jet, step = 0, None, 0
     chols_all: list = [None]
     while step < steps:
         if switch is not None and step == switch:
             gps, fixed_jet, chols_all = _add_extra_gp(prob, gps, chols_all, device)
+            best = (float("inf"), None, -1)
             prior_gp = 1
             U = gps[1].U
             fresh = torch.tensor(math.log(config.tau_init[1]), dtype=F64, device=device)
@@ -324,6 +333,9 @@ def fit_hm(spec: PDESpec, config: GPHMConfig | None = None) -> GPSolution:
             continue
         if step % eval_every == 0:
             _record(history, step, terms, log_tau, gps, chols_all, exact_grid, prob)
+            res = history["midpoint_residual"][-1]
+            if config.keep == "best_residual" and res is not None and res < best[0]:
+                best = (res, _snapshot(gps, log_tau), step)
             if config.polish and exact_grid is not None:
                 history["polished_error"].append(
                     _polished_error(prob, gps, chols_all, log_tau, fixed_jet, exact_grid)
@@ -335,6 +347,12 @@ def fit_hm(spec: PDESpec, config: GPHMConfig | None = None) -> GPSolution:
         opt.step()
         step += 1
 
+    kept_step = step
+    if config.keep == "best_residual" and best[1] is not None:
+        final_res = _midpoint_residual(gps, _refactorised(gps, chols_all, prob), prob)
+        if final_res is None or best[0] < final_res:
+            _restore(best[1], gps, log_tau)
+            kept_step = best[2]
     chols_all[prior_gp] = gps[prior_gp].factorise(prob.jitter, config.toeplitz)
     if chols_all[prior_gp] is None:
         _restore(last, gps, log_tau)
@@ -380,6 +398,7 @@ def fit_hm(spec: PDESpec, config: GPHMConfig | None = None) -> GPSolution:
         "device": str(device),
         "warnings": list(prob.warnings),
         "test_grid": int(config.eval_grid),
+        "kept_step": kept_step,
     }
     if polish_info is not None:
         info["polish"] = polish_info
@@ -488,6 +507,13 @@ def _midpoint_residual(gps, chols_all, prob) -> float | None:
     return out if math.isfinite(out) else float("inf")
 
 
+def _refactorised(gps, chols_all, prob):
+    """Factors of the current kernels (the loop's factors predate the last Adam step)."""
+    out = list(chols_all)
+    out[-1] = gps[-1].factorise(prob.jitter, prob.config.toeplitz) or chols_all[-1]
+    return out
+
+
 @torch.no_grad()
 def _polished_error(prob, gps, chols_all, log_tau, fixed_jet, exact_grid) -> float:
     """The test error the polish would give from the current state (on a copy; diagnostic)."""
@@ -507,6 +533,7 @@ def _record(history, step, terms, log_tau, gps, chols_all, exact_grid, prob) -> 
     history["tau2"].append(float(log_tau[1].exp()))
     if exact_grid is not None:
         history["error"].append(_error_now(gps, chols_all, exact_grid, prob))
+    history["midpoint_residual"].append(_midpoint_residual(gps, chols_all, prob))
 
 
 def _exact_on_test_grid(spec: PDESpec, config: GPHMConfig, device):

@@ -307,3 +307,20 @@ def test_polish_is_kept_only_when_the_midpoint_residual_confirms_it():
     assert not b["accepted"] and b["midpoint_residual_after"] > b["midpoint_residual_before"]
     assert bad.info["final_error"] == b["error_before"]
     assert torch.count_nonzero(bad.predictor.gps[0].U) == 0  # the Adam state (no steps: U = 0)
+
+
+def test_keep_best_residual_returns_the_checkpoint_the_pde_prefers():
+    """keep='best_residual' returns the checkpoint with the smallest midpoint residual (no exact
+    solution involved); 'last' returns Adam's last iterate."""
+    spec = poisson(UNIT, exact=lambda x: torch.sin(4 * math.pi * x[:, 0]))
+    opts = dict(kernel="gm", n_components=4, freq_scale=4.0, grid=48, steps=400, eval_every=40)
+    last = fit_hm(spec, GPHMConfig(**opts))
+    best = fit_hm(spec, GPHMConfig(keep="best_residual", **opts))
+    res = last.history["midpoint_residual"]
+    assert all(r is not None and r >= 0 for r in res)
+    assert last.info["kept_step"] == 400
+    i = min(range(len(res)), key=res.__getitem__)
+    assert best.info["kept_step"] == last.history["step"][i]
+    assert best.history["midpoint_residual"][-1] == pytest.approx(res[i], rel=1e-9)
+    with pytest.raises(ValueError, match="keep"):
+        GPHMConfig(keep="best")
