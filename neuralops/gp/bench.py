@@ -94,6 +94,8 @@ def _gp_row(spec, case, kernel: str, steps: int, grid: int, polish: bool = False
     pick = [i for i in adam if res[i] is not None]
     if pick:  # the checkpoint a residual-based selection (keep="best_residual") would return
         out["residual_selected_error"] = errs[min(pick, key=lambda i: res[i])]
+    # (step, test error, midpoint residual) at every checkpoint
+    out["curve"] = [list(t) for t in zip(sol.history["step"], errs, res)]
     return {
         **out,
         "final_error": pol["error_before"] if polish else sol.info["final_error"],
