@@ -36,7 +36,6 @@ from neuralops.gp.kernels import (
     make_kernel,
 )
 from neuralops.gp.kron import (
-    cholesky_factor,
     kron_logdet,
     kron_quadform,
 )
@@ -519,9 +518,8 @@ def _polished_error(prob, gps, chols_all, log_tau, fixed_jet, exact_grid) -> flo
     """The test error the polish would give from the current state (on a copy; diagnostic)."""
     last = gps[-1]
     trial = _GridGP(last.kernels, last.axes, last.U.detach().clone())
-    chols = [cholesky_factor(L) for L in chols_all[-1]]
-    polish(prob, trial, chols, log_tau.detach(), fixed_jet)
-    return _error_now(gps[:-1] + [trial], chols_all[:-1] + [chols], exact_grid, prob)
+    polish(prob, trial, chols_all[-1], log_tau.detach(), fixed_jet)
+    return _error_now(gps[:-1] + [trial], chols_all, exact_grid, prob)
 
 
 @torch.no_grad()

@@ -178,41 +178,29 @@ def _toeplitz_index(m: int, device) -> tuple[torch.Tensor, torch.Tensor]:
 
 class GaussianMixture1d(AbstractKernel1d):
     """Spectral mixture with Gaussian spectra (GP-HM-GM): ``w exp(-a r^2) cos(b r)``, ``a = exp(log_inv_ls)``,
-    ``b = 2 pi mu``. Closed-form derivatives through ``k^{(n)} = w E Re[P_n(r) e^{ibr}]``,
-    ``P_0 = 1``, ``P_{n+1} = P_n' + (ib - 2ar) P_n``."""
+    ``b = 2 pi mu``. Closed-form derivatives ``k^{(n)} = w Re E_n``, ``E_n = d^n/dr^n e^{-ar^2 + ibr}``
+    (``= P_n(r) e^{-ar^2+ibr}`` of gp.md), by the Hermite recurrence ``E_{n+1} = (ib - 2ar) E_n
+    - 2an E_{n-1}``."""
 
     max_order = 4
 
-    def _components(self, r, n):
+    def _derivs(self, r, n):
+        """``E_k = d^k/dr^k exp(phi)``, ``phi = -a r^2 + i b r``, k = 0..n, by the Hermite recurrence
+        ``E_{k+1} = phi' E_k - 2 a k E_{k-1}``; and ``(w, a)``."""
         w, a, b = self.log_weight.exp(), self.log_inv_ls.exp(), 2 * math.pi * self.mu
-        # polynomial coefficients in r, complex as (re, im) pairs of (Q,) tensors
-        zero = torch.zeros_like(a)
-        poly = [(torch.ones_like(a), zero)]
-        for _ in range(n):
-            nxt = [(zero, zero)] * (len(poly) + 1)
-            for k, (re, im) in enumerate(poly):
-                if k > 0:  # derivative: k c_k r^{k-1}
-                    pr, pi = nxt[k - 1]
-                    nxt[k - 1] = (pr + k * re, pi + k * im)
-                pr, pi = nxt[k]  # i b c_k r^k
-                nxt[k] = (pr - b * im, pi + b * re)
-                pr, pi = nxt[k + 1]  # -2 a c_k r^{k+1}
-                nxt[k + 1] = (pr - 2 * a * re, pi - 2 * a * im)
-            poly = nxt
-        p_re = sum(re * r**k for k, (re, _) in enumerate(poly))
-        p_im = sum(im * r**k for k, (_, im) in enumerate(poly))
-        br = b * r
-        return w * torch.exp(-a * r * r) * (p_re * torch.cos(br) - p_im * torch.sin(br))
-
-    def _partials(self, r, n):
-        # E_k = d^k/dr^k exp(phi), phi = -a r^2 + i b r, by E_{k+1} = phi' E_k - 2 a k E_{k-1};
-        # d/da k^{(n)} = -w Re d^n(r^2 e^phi), d/db k^{(n)} = -w Im d^n(r e^phi) (Leibniz)
-        w, a, b = self.log_weight.exp(), self.log_inv_ls.exp(), 2 * math.pi * self.mu
-        zero = torch.zeros_like(r * a)
         E = [torch.exp(torch.complex(-a * r * r, b * r))]
-        dphi = torch.complex(-2 * a * r, b + zero)
+        dphi = torch.complex(-2 * a * r, b + torch.zeros_like(r * a))
         for k in range(n):
             E.append(dphi * E[k] - (2 * a * k) * E[k - 1] if k else dphi * E[0])
+        return E, w, a
+
+    def _components(self, r, n):
+        E, w, _ = self._derivs(r, n)
+        return w * E[n].real
+
+    def _partials(self, r, n):
+        # d/da k^{(n)} = -w Re d^n(r^2 e^phi), d/db k^{(n)} = -w Im d^n(r e^phi) (Leibniz)
+        E, w, a = self._derivs(r, n)
         En = E[n]
         e1 = E[n - 1] if n >= 1 else 0.0
         e2 = E[n - 2] if n >= 2 else 0.0
@@ -272,32 +260,31 @@ class StudentTMixture1d(AbstractKernel1d):
         return math.sqrt(2 * self.nu) * self.log_inv_ls.exp()
 
     def _components(self, r, n):
-        w, alpha, b = self.log_weight.exp(), self._alpha(), 2 * math.pi * self.mu
-        total = 0.0
-        for k in range(n + 1):
-            m = n - k
-            total = total + math.comb(n, k) * _matern_envelope(
-                self.nu, alpha, r, k
-            ) * b**m * torch.cos(b * r + m * math.pi / 2)
-        return w * total
+        return self._series(r, n, partials=False)[0]
 
     def _partials(self, r, n):
+        return self._series(r, n, partials=True)
+
+    def _series(self, r, n, partials):
+        # k^{(n)} = w sum_k C(n,k) gamma^{(k)} b^m cos(br + m pi/2), m = n - k (Leibniz). Partials:
         # gamma^{(k)}(r; alpha) = alpha^k g^{(k)}(alpha r), so alpha d/dalpha gamma^{(k)} =
         # k gamma^{(k)} + r gamma^{(k+1)}; d/db [b^m cos(br + m pi/2)] = m b^{m-1} c_m + r b^m c_{m+1}
         w, alpha, b = self.log_weight.exp(), self._alpha(), 2 * math.pi * self.mu
-        env = [_matern_envelope(self.nu, alpha, r, k) for k in range(n + 2)]
-        cos = [torch.cos(b * r + m * math.pi / 2) for m in range(n + 2)]
+        top = n + 2 if partials else n + 1
+        env = [_matern_envelope(self.nu, alpha, r, k) for k in range(top)]
+        cos = [torch.cos(b * r + m * math.pi / 2) for m in range(top)]
         value = d_l = d_b = 0.0
         for k in range(n + 1):
             m, c = n - k, math.comb(n, k)
             bm = b**m
             value = value + c * env[k] * bm * cos[m]
-            d_l = d_l + c * (k * env[k] + r * env[k + 1]) * bm * cos[m]
-            d_b = d_b + c * env[k] * (
-                r * bm * cos[m + 1] + (m * b ** (m - 1) * cos[m] if m else 0.0)
-            )
+            if partials:
+                d_l = d_l + c * (k * env[k] + r * env[k + 1]) * bm * cos[m]
+                d_b = d_b + c * env[k] * (
+                    r * bm * cos[m + 1] + (m * b ** (m - 1) * cos[m] if m else 0.0)
+                )
         value = w * value
-        return value, value, w * d_l, 2 * math.pi * w * d_b
+        return (value, value, w * d_l, 2 * math.pi * w * d_b) if partials else (value,)
 
     def lengthscale(self):
         return torch.exp(-self.log_inv_ls)
